@@ -1,0 +1,649 @@
+"""Typed, frozen, validated configuration.
+
+Every section of the model is a frozen dataclass checked at construction. An invalid value
+raises :class:`ConfigError` whose message names the field, the value and what is allowed, in the
+style of scikit-learn's ``check_scalar``::
+
+    network.lead_time == -1, must be >= 1
+
+Hydra stays at the edge: :func:`register_configs` stores these dataclasses as the schema of
+``conf/config.yaml``, and :func:`compose` turns a list of Hydra overrides into a validated
+:class:`Config` for library use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "CostConfig",
+    "CultureConfig",
+    "DemandConfig",
+    "EnvironmentConfig",
+    "FinanceConfig",
+    "ManagementConfig",
+    "NetworkConfig",
+    "OutputConfig",
+    "PolicyConfig",
+    "ScenarioConfig",
+    "StrategyConfig",
+    "SupplyConfig",
+    "compose",
+    "config_from_dict",
+    "register_configs",
+]
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+_DATA_CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message is one line naming field, value and rule."""
+
+
+# --------------------------------------------------------------------------------------------
+# checks (scikit-learn ``check_scalar`` style messages)
+# --------------------------------------------------------------------------------------------
+def _fail(path: str, value: Any, rule: str) -> None:
+    raise ConfigError(f"{path} == {value!r}, must be {rule}")
+
+
+def _num(path: str, value: Any, *, lo=None, hi=None, lo_open=False, hi_open=False, integer=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(path, value, "an integer" if integer else "a number")
+    if integer and not float(value).is_integer():
+        _fail(path, value, "an integer")
+    if not math.isfinite(float(value)):
+        _fail(path, value, "finite")
+    if lo is not None and (value <= lo if lo_open else value < lo):
+        _fail(path, value, f"{'>' if lo_open else '>='} {lo}")
+    if hi is not None and (value >= hi if hi_open else value > hi):
+        _fail(path, value, f"{'<' if hi_open else '<='} {hi}")
+    return int(value) if integer else float(value)
+
+
+def _choice(path: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        _fail(path, value, "one of " + ", ".join(repr(a) for a in allowed))
+    return value
+
+
+def _bool(path: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        _fail(path, value, "true or false")
+    return value
+
+
+def _name(path: str, value: Any) -> str:
+    if not isinstance(value, str) or not value or not value.replace("_", "").isalnum():
+        _fail(path, value, "a non-empty identifier (letters, digits, underscores)")
+    return value
+
+
+def _per_stage(path: str, value: Any, n: int, *, allow_none: bool = False, **rule) -> tuple:
+    """A number, or a list with one number per stage, as a tuple of ``n`` values."""
+    if value is None:
+        if allow_none:
+            return (None,) * n
+        _fail(path, value, "a number or a list of one number per stage")
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            _fail(path, list(value), f"a number or a list of {n} numbers (one per stage)")
+        out = []
+        for i, v in enumerate(value):
+            if v is None and allow_none:
+                out.append(None)
+            else:
+                out.append(_num(f"{path}[{i}]", v, **rule))
+        return tuple(out)
+    return (_num(path, value, **rule),) * n
+
+
+def _set(obj, name, value):
+    object.__setattr__(obj, name, value)
+
+
+# --------------------------------------------------------------------------------------------
+# sections
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ScenarioConfig:
+    """Which firm is simulated (``conf/scenario/*.yaml``)."""
+
+    name: str = "multinational"
+    description: str = ""
+
+    def __post_init__(self):
+        _name("scenario.name", self.name)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EnvironmentConfig:
+    """Name of the environment preset (``conf/environment/*.yaml``); its values live in
+    ``demand``, ``supply`` and ``culture``."""
+
+    name: str = "stable"
+
+    def __post_init__(self):
+        _name("environment.name", self.name)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StrategyConfig:
+    """Name and family of the management regime (``conf/strategy/*.yaml``).
+
+    The family is a label carried into the results; no code branches on it or on the name.
+    """
+
+    name: str = "none"
+    family: str = "baseline"
+
+    def __post_init__(self):
+        _name("strategy.name", self.name)
+        _choice("strategy.family", self.family, ("baseline", "efficiency_only", "culture_aligned"))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NetworkConfig:
+    """Supply network: ``stages`` echelons counted from the customer (stage 0 serves end
+    customers), ``width`` teams per stage. Each team has one supplier in the next stage up;
+    the top stage buys from an unlimited outside source."""
+
+    stages: int = 4
+    width: Any = 1
+    roles: Any = None
+    order_delay: Any = 2
+    lead_time: Any = 2
+    capacity: Any = None
+    initial_inventory: Any = 12.0
+    integer_units: bool = False
+
+    def __post_init__(self):
+        n = _num("network.stages", self.stages, lo=1, hi=12, integer=True)
+        _set(self, "stages", n)
+        width = _per_stage("network.width", self.width, n, lo=1, hi=64, integer=True)
+        for k in range(1, n):
+            if width[k] > width[k - 1]:
+                _fail(
+                    "network.width",
+                    list(width),
+                    "non-increasing from the customer up (each team has one supplier)",
+                )
+        _set(self, "width", width)
+        if self.roles is None:
+            roles = tuple(f"stage{k}" for k in range(n))
+        else:
+            if not isinstance(self.roles, (list, tuple)) or len(self.roles) != n:
+                _fail("network.roles", self.roles, f"a list of {n} role names (one per stage)")
+            roles = tuple(_name(f"network.roles[{k}]", r) for k, r in enumerate(self.roles))
+        _set(self, "roles", roles)
+        _set(
+            self,
+            "order_delay",
+            _per_stage("network.order_delay", self.order_delay, n, lo=1, hi=52, integer=True),
+        )
+        _set(
+            self,
+            "lead_time",
+            _per_stage("network.lead_time", self.lead_time, n, lo=1, hi=52, integer=True),
+        )
+        _set(
+            self,
+            "capacity",
+            _per_stage("network.capacity", self.capacity, n, allow_none=True, lo=0, lo_open=True),
+        )
+        _set(
+            self,
+            "initial_inventory",
+            _per_stage("network.initial_inventory", self.initial_inventory, n, lo=0),
+        )
+        _bool("network.integer_units", self.integer_units)
+
+    @property
+    def n_teams(self) -> int:
+        return int(sum(self.width))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DemandConfig:
+    """End-customer demand per sales team and period.
+
+    D = max(0, μ_t + u_t), μ_t = (level + step)·(1 + trend·t)·(1 + seasonality·sin(2πt/P))
+    ·(1 + shock), u_t = ρ·u_{t-1} + cv·level·ε_t.
+    """
+
+    level: float = 100.0
+    trend: float = 0.0
+    seasonality: float = 0.0
+    season_period: int = 52
+    rho: float = 0.0
+    cv: float = 0.0
+    shock_prob: float = 0.0
+    shock_size: float = 0.0
+    shock_duration: int = 4
+    step_period: int = 0
+    step_size: float = 0.0
+    allow_negative: bool = False
+
+    def __post_init__(self):
+        _set(self, "level", _num("demand.level", self.level, lo=0))
+        _set(self, "trend", _num("demand.trend", self.trend, lo=-0.01, hi=0.01))
+        _set(self, "seasonality", _num("demand.seasonality", self.seasonality, lo=0, hi=1))
+        _set(self, "season_period", _num("demand.season_period", self.season_period, lo=2, integer=True))
+        _set(self, "rho", _num("demand.rho", self.rho, lo=-1, hi=1, lo_open=True, hi_open=True))
+        _set(self, "cv", _num("demand.cv", self.cv, lo=0, hi=2))
+        _set(self, "shock_prob", _num("demand.shock_prob", self.shock_prob, lo=0, hi=1))
+        _set(self, "shock_size", _num("demand.shock_size", self.shock_size, lo=-1, hi=5))
+        _set(self, "shock_duration", _num("demand.shock_duration", self.shock_duration, lo=1, integer=True))
+        _set(self, "step_period", _num("demand.step_period", self.step_period, lo=0, integer=True))
+        _set(self, "step_size", _num("demand.step_size", self.step_size))
+        _bool("demand.allow_negative", self.allow_negative)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PolicyConfig:
+    """Anchoring-and-adjustment ordering (Sterman 1989).
+
+    O = E + α_S·(S' − S − β·SL), S' = s_prime + cover·E; order-up-to is α_S = β = 1.
+    """
+
+    forecast: str = "smoothing"
+    theta: float = 0.36
+    ma_window: int = 4
+    alpha_s: float = 0.26
+    beta: float = 0.34
+    s_prime: Any = None
+    cover: Any = 0.0
+    fixed_order_periods: int = 0
+    allow_negative_orders: bool = False
+
+    def __post_init__(self):
+        _choice("policy.forecast", self.forecast, ("smoothing", "moving_average"))
+        _set(self, "theta", _num("policy.theta", self.theta, lo=0, hi=1))
+        _set(self, "ma_window", _num("policy.ma_window", self.ma_window, lo=1, hi=520, integer=True))
+        _set(self, "alpha_s", _num("policy.alpha_s", self.alpha_s, lo=0, hi=1))
+        _set(self, "beta", _num("policy.beta", self.beta, lo=0, hi=1))
+        _set(
+            self,
+            "fixed_order_periods",
+            _num("policy.fixed_order_periods", self.fixed_order_periods, lo=0, integer=True),
+        )
+        _bool("policy.allow_negative_orders", self.allow_negative_orders)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CostConfig:
+    """Per-unit operating costs (money per unit or per unit-period), one value or one per stage."""
+
+    holding: Any = 0.5
+    backlog: Any = 1.0
+    unit: Any = 0.0
+    fixed: Any = 0.0
+    material: float = 0.0
+    unmet: str = "backlog"
+
+    def __post_init__(self):
+        _set(self, "material", _num("costs.material", self.material, lo=0))
+        _choice("costs.unmet", self.unmet, ("backlog", "lost_sales"))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SupplyConfig:
+    """Disruptions of the outside source that feeds the top stage."""
+
+    disruption_prob: float = 0.0
+    disruption_duration: int = 4
+    disruption_severity: float = 0.5
+
+    def __post_init__(self):
+        _set(self, "disruption_prob", _num("supply.disruption_prob", self.disruption_prob, lo=0, hi=1))
+        _set(
+            self,
+            "disruption_duration",
+            _num("supply.disruption_duration", self.disruption_duration, lo=1, integer=True),
+        )
+        _set(
+            self,
+            "disruption_severity",
+            _num("supply.disruption_severity", self.disruption_severity, lo=0, hi=1),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FinanceConfig:
+    """Cash, debt and a credit line whose limit follows a covenant on trailing EBITDA."""
+
+    enabled: bool = True
+    price: float = 10.0
+    initial_cash: float = 50_000.0
+    min_cash: float = 10_000.0
+    interest_rate: float = 0.0015
+    covenant_multiple: float = 3.0
+    covenant_window: int = 52
+    grace_periods: int = 4
+    receivable_lag: int = 4
+    payable_lag: int = 4
+
+    def __post_init__(self):
+        _bool("finance.enabled", self.enabled)
+        _set(self, "price", _num("finance.price", self.price, lo=0))
+        _set(self, "initial_cash", _num("finance.initial_cash", self.initial_cash, lo=0))
+        _set(self, "min_cash", _num("finance.min_cash", self.min_cash, lo=0))
+        _set(self, "interest_rate", _num("finance.interest_rate", self.interest_rate, lo=0, hi=0.1))
+        _set(
+            self,
+            "covenant_multiple",
+            _num("finance.covenant_multiple", self.covenant_multiple, lo=0, hi=20),
+        )
+        _set(
+            self,
+            "covenant_window",
+            _num("finance.covenant_window", self.covenant_window, lo=1, hi=520, integer=True),
+        )
+        _set(self, "grace_periods", _num("finance.grace_periods", self.grace_periods, lo=0, integer=True))
+        _set(
+            self,
+            "receivable_lag",
+            _num("finance.receivable_lag", self.receivable_lag, lo=0, hi=52, integer=True),
+        )
+        _set(self, "payable_lag", _num("finance.payable_lag", self.payable_lag, lo=0, hi=52, integer=True))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CultureConfig:
+    """March (1991) exploration–exploitation layer (socialisation p1, code learning p2,
+    turnover p3, turbulence p4 over ``dims`` dimensions of reality)."""
+
+    enabled: bool = False
+    dims: int = 30
+    members: int = 50
+    p1: float = 0.1
+    p2: float = 0.5
+    p3: float = 0.0
+    p4: float = 0.0
+
+    def __post_init__(self):
+        _bool("culture.enabled", self.enabled)
+        _set(self, "dims", _num("culture.dims", self.dims, lo=1, hi=1000, integer=True))
+        _set(self, "members", _num("culture.members", self.members, lo=1, hi=10_000, integer=True))
+        for p in ("p1", "p2", "p3", "p4"):
+            _set(self, p, _num(f"culture.{p}", getattr(self, p), lo=0, hi=1))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ManagementConfig:
+    """Management programmes and accountability (filled in by the management layer)."""
+
+    initial_maturity: float = 0.0
+
+    def __post_init__(self):
+        _set(
+            self,
+            "initial_maturity",
+            _num("management.initial_maturity", self.initial_maturity, lo=0, hi=1),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OutputConfig:
+    """What a command-line run writes."""
+
+    teams: bool = True
+    dir: str = "."
+
+    def __post_init__(self):
+        _bool("output.teams", self.teams)
+        if not isinstance(self.dir, str) or not self.dir:
+            _fail("output.dir", self.dir, "a non-empty path")
+
+
+_SECTIONS: dict[str, type] = {
+    "scenario": ScenarioConfig,
+    "strategy": StrategyConfig,
+    "environment": EnvironmentConfig,
+    "network": NetworkConfig,
+    "demand": DemandConfig,
+    "policy": PolicyConfig,
+    "costs": CostConfig,
+    "supply": SupplyConfig,
+    "finance": FinanceConfig,
+    "culture": CultureConfig,
+    "management": ManagementConfig,
+    "output": OutputConfig,
+}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Config:
+    """The whole validated configuration of a simulation.
+
+    Per-stage values (``policy.s_prime``, ``costs.holding``, ...) are normalised to tuples with
+    one entry per stage. Build one with :func:`compose` (from ``conf/``) or
+    :func:`config_from_dict`; change one with :meth:`replace`.
+    """
+
+    n_orgs: int = 8
+    periods: int = 260
+    seed: int = 0
+    engine: str = "mesa"
+    information: str = "local"
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    environment: EnvironmentConfig = field(default_factory=EnvironmentConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    demand: DemandConfig = field(default_factory=DemandConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    costs: CostConfig = field(default_factory=CostConfig)
+    supply: SupplyConfig = field(default_factory=SupplyConfig)
+    finance: FinanceConfig = field(default_factory=FinanceConfig)
+    culture: CultureConfig = field(default_factory=CultureConfig)
+    management: ManagementConfig = field(default_factory=ManagementConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def __post_init__(self):
+        _set(self, "n_orgs", _num("n_orgs", self.n_orgs, lo=1, hi=10_000_000, integer=True))
+        _set(self, "periods", _num("periods", self.periods, lo=1, hi=100_000, integer=True))
+        _set(self, "seed", _num("seed", self.seed, lo=0, hi=2**63 - 1, integer=True))
+        _choice("engine", self.engine, ("mesa", "numba"))
+        _choice("information", self.information, ("local", "shared"))
+        for name, cls in _SECTIONS.items():
+            if not isinstance(getattr(self, name), cls):
+                _fail(name, getattr(self, name), f"a {cls.__name__}")
+        n = self.network.stages
+        # per-stage values need the number of stages, so they are normalised here, into new
+        # section objects (a section passed in by the caller is never changed)
+        p = dataclasses.replace(
+            self.policy,
+            s_prime=_per_stage("policy.s_prime", self.policy.s_prime, n, allow_none=True),
+            cover=_per_stage("policy.cover", self.policy.cover, n, lo=0, hi=520),
+        )
+        c = dataclasses.replace(
+            self.costs,
+            **{
+                k: _per_stage(f"costs.{k}", getattr(self.costs, k), n, lo=0)
+                for k in ("holding", "backlog", "unit", "fixed")
+            },
+        )
+        _set(self, "policy", p)
+        _set(self, "costs", c)
+        if p.allow_negative_orders and any(w != 1 for w in self.network.width):
+            _fail(
+                "policy.allow_negative_orders",
+                True,
+                "false unless the network is serial (network.width == 1 at every stage)",
+            )
+        if p.allow_negative_orders and self.network.integer_units:
+            _fail("policy.allow_negative_orders", True, "false when network.integer_units is true")
+
+    # ---- conveniences ------------------------------------------------------------------
+    def replace(self, **changes) -> Config:
+        """A new validated config with top-level fields or whole sections replaced.
+
+        Dotted section updates are accepted as ``replace(**{"policy.theta": 0.2})``.
+        """
+        data = self.to_dict()
+        for key, value in changes.items():
+            node = data
+            parts = key.split(".")
+            for part in parts[:-1]:
+                if part not in node or not isinstance(node[part], dict):
+                    raise ConfigError(f"{key} is not a config key")
+                node = node[part]
+            if parts[-1] not in node:
+                raise ConfigError(f"{key} is not a config key")
+            node[parts[-1]] = value.to_dict() if hasattr(value, "to_dict") else value
+        return config_from_dict(data)
+
+    def to_dict(self) -> dict:
+        """Plain nested dict (tuples become lists), the inverse of :func:`config_from_dict`."""
+
+        def conv(obj):
+            if dataclasses.is_dataclass(obj):
+                return {f.name: conv(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+            if isinstance(obj, (list, tuple)):
+                return [conv(v) for v in obj]
+            return obj
+
+        return conv(self)
+
+
+def _build(cls, data: Any, path: str):
+    if dataclasses.is_dataclass(data) and isinstance(data, cls):
+        return data
+    if not isinstance(data, dict):
+        _fail(path or "config", data, "a mapping")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        where = f"{path}." if path else ""
+        raise ConfigError(
+            f"{where}{unknown[0]} is not a config key; allowed keys: {', '.join(sorted(names))}"
+        )
+    kwargs = {}
+    for key, value in data.items():
+        if cls is Config and key in _SECTIONS:
+            kwargs[key] = _build(_SECTIONS[key], value, key)
+        else:
+            kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # pragma: no cover - defensive
+        raise ConfigError(f"{path or 'config'}: {exc}") from None
+
+
+def config_from_dict(data: dict) -> Config:
+    """Build and validate a :class:`Config` from a nested mapping (missing keys take defaults)."""
+    return _build(Config, dict(data), "")
+
+
+# --------------------------------------------------------------------------------------------
+# Hydra edge
+# --------------------------------------------------------------------------------------------
+def _schema_node():
+    """The dataclass schema as an (unfrozen) OmegaConf node, so Hydra can merge overrides."""
+    from omegaconf import DictConfig, OmegaConf
+
+    def unfreeze(node):
+        node._set_flag("readonly", None)
+        for key in node.keys():
+            child = node._get_node(key)
+            if isinstance(child, DictConfig):
+                unfreeze(child)
+        return node
+
+    return unfreeze(OmegaConf.structured(Config))
+
+
+def register_configs() -> None:
+    """Store the schema in Hydra's ConfigStore as ``orgsim_schema`` (the base of config.yaml)."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="orgsim_schema", node=_schema_node())
+
+
+def config_dir() -> Path:
+    """The ``conf/`` directory: the repository's, or the copy shipped inside the package."""
+    return CONF_DIR if (CONF_DIR / "config.yaml").exists() else _DATA_CONF_DIR
+
+
+def compose_dict(overrides: list[str] | None = None, *, return_hydra: bool = False) -> dict:
+    """Compose ``conf/`` with Hydra overrides into a plain dict (not yet validated)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    register_configs()
+    overrides = list(overrides or [])
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = hydra_compose(config_name="config", overrides=overrides)
+    data = OmegaConf.to_container(cfg, resolve=True)
+    data.pop("hydra", None)
+    data.pop("experiment", None)
+    return data
+
+
+def compose(overrides: list[str] | None = None) -> Config:
+    """A validated :class:`Config` from ``conf/`` and Hydra overrides.
+
+    Parameters
+    ----------
+    overrides : list of str, optional
+        Hydra overrides, e.g. ``["scenario=beer_game", "policy.theta=0.2"]``.
+
+    Examples
+    --------
+    >>> import orgsim
+    >>> cfg = orgsim.compose(["scenario=beer_game"])
+    >>> cfg.network.roles
+    ('retailer', 'wholesaler', 'distributor', 'factory')
+    """
+    try:
+        data = compose_dict(overrides)
+    except ConfigError:
+        raise
+    except Exception as exc:  # Hydra / OmegaConf errors -> one clear line
+        raise ConfigError(hydra_error_line(exc)) from None
+    return config_from_dict(data)
+
+
+_OC_TYPES = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "String": "a string"}
+
+
+def hydra_error_line(exc: BaseException) -> str:
+    """One line naming field, value and rule out of a (multi-line) Hydra or OmegaConf error."""
+    import re
+
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    for err in chain:  # an OmegaConf type error: "Value 'abc' of type 'str' could not be converted to Float"
+        key = getattr(err, "full_key", None)
+        m = re.search(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", str(err))
+        if key and m:
+            return f"{key} == {m.group(1)!r}, must be {_OC_TYPES.get(m.group(2), m.group(2))}"
+    for err in chain:
+        m = re.search(r"Could not override '([^']+)'", str(err))
+        if m:
+            return f"{m.group(1)} is not a config key (see `orgsim --cfg job` for the keys)"
+    for err in chain:
+        m = re.search(r"Could not find '([^/']+)/([^']+)'", str(err))
+        if m:
+            group = m.group(1)
+            options = sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+            allowed = ", ".join(repr(o) for o in options)
+            return f"{group} == {m.group(2)!r}, must be one of {allowed}"
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    full_key = getattr(exc, "full_key", None)
+    if full_key and full_key not in msg:
+        return f"{full_key}: {msg}"
+    return msg

@@ -1,0 +1,410 @@
+"""The readable reference engine: each team a ``mesa.Agent``, each firm a ``mesa.Model``.
+
+A period runs in the order of the beer game's board (Sterman 1989; Edali & Yasarcan 2014):
+
+1. **receive** — goods at the head of each inbound pipeline arrive; pipelines advance;
+2. **fill** — each team fills incoming orders plus backlog from stock (the outside source
+   fills the top teams), shipping into its customers' inbound pipelines;
+3. **record** — costs and metrics of the period;
+4. **advance orders** — order slips move one period closer to the supplier;
+5. **order** — each team updates expected demand and places its order;
+
+then the firm settles its finances and the DataCollector records the period. The equations
+live in :mod:`orgsim.operations`, :mod:`orgsim.environment` and :mod:`orgsim.finance`, shared
+with the batch engine.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import mesa
+import numpy as np
+
+from . import _rng
+from .config import Config
+from .environment import ar1_next, ar1_start, demand_mean, demand_value, episode_update
+from .finance import finance_step, ring_push
+from .management import AccountabilityRule
+from .network import Network, build_network
+from .operations import (
+    allocate,
+    anchor_and_adjust,
+    finalize_order,
+    line_sum,
+    push_and_mean,
+    smooth,
+    team_cost,
+)
+
+__all__ = ["Firm", "Team"]
+
+
+class Team(mesa.Agent):
+    """One node of the supply network, with its own state, metric history and accountability.
+
+    State (units unless noted): ``inventory``; ``backlog`` (owed to customers); ``owed`` (what
+    the supplier owes this team); ``inbound`` (goods in transit, ``[0]`` arrives next);
+    ``orders`` (order slips not yet read by the supplier, ``[0]`` is read this period);
+    ``expected`` (expected demand E); ``knowledge`` (share of reality known, 1 without the
+    culture layer).
+    """
+
+    def __init__(self, model: Firm, index: int, net: Network, rule: AccountabilityRule):
+        super().__init__(model)
+        cfg = model.cfg
+        self.index = index
+        self.name = net.names[index]
+        self.role = net.roles[index]
+        self.stage = int(net.stage[index])
+        self.capacity = float(net.capacity[index])
+        self.throughput = float(net.throughput[index])
+        self.s_prime = float(net.s_prime[index])
+        self.cover = float(net.cover[index])
+        self.costs = (
+            float(net.holding[index]),
+            float(net.backlog_cost[index]),
+            float(net.unit_cost[index]),
+            float(net.fixed_cost[index]),
+        )
+        self.is_top = net.supplier[index] < 0
+        self.info_delay = int(net.info_delay[index])
+        self.subtree_sales = np.flatnonzero(net.subtree_sales[index])
+        self.supplier: Team | None = None
+        self.customers: list[Team] = []
+        # state
+        self.inventory = float(net.initial_inventory[index])
+        self.backlog = 0.0
+        self.owed = 0.0
+        self.inbound = np.full(int(net.lead_time[index]), self.throughput)
+        self.orders = np.full(int(net.order_delay[index]), self.throughput)
+        self.expected = self.throughput
+        self.window = np.full(cfg.policy.ma_window, self.throughput)
+        self.knowledge = 1.0
+        # flows of the current period
+        self.received = 0.0
+        self.shipped = 0.0
+        self.requested = 0.0
+        self.incoming = 0.0
+        self.order = 0.0
+        self.cost = 0.0
+        self.accountability = rule
+        self.history: dict[str, list[float]] = defaultdict(list)
+
+    # -- phase 1 ---------------------------------------------------------------------------
+    def receive(self) -> None:
+        self.received = self.inbound[0]
+        self.inbound[:-1] = self.inbound[1:].copy()
+        self.inbound[-1] = 0.0
+        self.inventory += self.received
+
+    # -- phase 2 ---------------------------------------------------------------------------
+    def fill(self) -> None:
+        model = self.model
+        integer = model.cfg.network.integer_units
+        if self.stage == 0:
+            demand = model.demand[self.index]
+            self.incoming = demand
+            requests = np.array([demand + self.backlog])
+        else:
+            requests = np.array([c.orders[0] + c.owed for c in self.customers])
+            self.incoming = line_sum(np.array([c.orders[0] for c in self.customers]))
+        out = np.empty(requests.shape[0])
+        available = min(max(self.inventory, 0.0), self.capacity)
+        self.shipped = allocate(requests, available, integer, out)
+        self.requested = line_sum(requests)
+        self.inventory -= self.shipped
+        if self.stage == 0:
+            self.backlog = requests[0] - out[0] if model.backlog_unmet else 0.0
+        else:
+            for c, request, sent in zip(self.customers, requests, out):
+                c.owed = request - sent
+                c.inbound[-1] = sent
+            self.backlog = line_sum(np.array([c.owed for c in self.customers]))
+
+    # -- phase 3 ---------------------------------------------------------------------------
+    def record(self) -> None:
+        holding, backlog_cost, unit_cost, fixed = self.costs
+        self.cost = team_cost(
+            self.inventory, self.backlog, self.shipped, holding, backlog_cost, unit_cost, fixed
+        )
+        if self.is_top:
+            self.cost += self.model.cfg.costs.material * self.received
+        h = self.history
+        h["inventory"].append(self.inventory)
+        h["backlog"].append(self.backlog)
+        h["shipped"].append(self.shipped)
+        h["cost"].append(self.cost)
+        h["fill_rate"].append(self.shipped / self.requested if self.requested > 0 else 1.0)
+        h["utilisation"].append(self.shipped / self.capacity if np.isfinite(self.capacity) else 0.0)
+        h["holding_backlog_cost"].append(holding * max(self.inventory, 0.0) + backlog_cost * self.backlog)
+        h["unit_cost"].append(self.cost / self.shipped if self.shipped > 0 else 0.0)
+
+    # -- phase 4 ---------------------------------------------------------------------------
+    def advance_orders(self) -> None:
+        self.orders[:-1] = self.orders[1:].copy()
+        self.orders[-1] = 0.0
+
+    # -- phase 5 ---------------------------------------------------------------------------
+    def place_order(self, t: int) -> None:
+        model, pol = self.model, self.model.cfg.policy
+        if model.cfg.information == "shared":
+            observed = model.shared_demand(self.subtree_sales, t - self.info_delay)
+        else:
+            observed = self.incoming
+        if pol.forecast == "smoothing":
+            self.expected = smooth(self.expected, observed, pol.theta)
+        else:
+            self.expected = push_and_mean(self.window, observed)
+        supply_line = line_sum(self.orders) + self.owed + line_sum(self.inbound)
+        if t <= pol.fixed_order_periods:
+            indicated = self.throughput
+        else:
+            indicated = anchor_and_adjust(
+                self.expected,
+                self.inventory - self.backlog,
+                supply_line,
+                self.s_prime,
+                self.cover,
+                pol.alpha_s,
+                pol.beta,
+            )
+        self.order = finalize_order(indicated, pol.allow_negative_orders, model.cfg.network.integer_units)
+        self.orders[-1] = self.order
+
+
+class Firm(mesa.Model):
+    """A firm: its teams, environment draws and balance sheet.
+
+    Parameters
+    ----------
+    cfg : Config
+        Validated configuration.
+    index : int
+        The firm's index in its population; with ``cfg.seed`` it fixes the firm's random key.
+    key : int, optional
+        The firm's 64-bit random key (derived from ``cfg.seed`` and ``index`` when omitted).
+    """
+
+    def __init__(self, cfg: Config, index: int = 0, key: int | None = None):
+        root = _rng.as_seed_sequence(cfg.seed)
+        super().__init__(rng=np.random.default_rng(_rng.firm_seed_sequence(root, index)))
+        self.cfg = cfg
+        self.index = index
+        self.key = _rng.firm_keys(cfg.seed, [index])[0] if key is None else np.uint64(key)
+        self.net = net = build_network(cfg)
+        self.backlog_unmet = cfg.costs.unmet == "backlog"
+        self.teams = [
+            Team(self, i, net, AccountabilityRule.for_role(net.roles[i], target=1.0))
+            for i in range(net.n_teams)
+        ]
+        for team in self.teams:
+            if not team.is_top:
+                supplier = self.teams[int(net.supplier[team.index])]
+                team.supplier = supplier
+                supplier.customers.append(team)
+        # environment state
+        d = cfg.demand
+        self.sigma = d.cv * d.level
+        self.noise = np.array(
+            [ar1_start(self.key, _rng.DEMAND_NOISE, int(s), d.rho, self.sigma) for s in net.sales_teams]
+        )
+        self.demand = np.zeros(net.n_teams)
+        self.demand_history = np.full((cfg.periods + 1, net.sales_teams.size), d.level)
+        self.shock_left = 0
+        self.disruption_left = 0
+        self.disrupted = False
+        # finance state
+        f = cfg.finance
+        ss = net.steady_state_ebitda(cfg)
+        self.revenue_ss = f.price * float(net.throughput[net.sales_teams].sum())
+        self.material_ss = cfg.costs.material * float(net.throughput[net.top].sum())
+        self.receivables = np.full(f.receivable_lag, self.revenue_ss)
+        self.payables = np.full(f.payable_lag, self.material_ss)
+        self.ebitda_ring = np.full(f.covenant_window, ss)
+        self.trailing_ebitda = ss * f.covenant_window
+        self.cash = f.initial_cash
+        self.debt = 0.0
+        self.breach = 0
+        self.credit_limit = max(0.0, f.covenant_multiple * self.trailing_ebitda) if f.enabled else 0.0
+        self.solvent = True
+        self._zero_kpis()
+        self.datacollector = mesa.DataCollector(
+            model_reporters={k: k for k in _KPI_ATTRS},
+            agent_reporters={k: k for k in _TEAM_ATTRS},
+        )
+
+    # -- environment -----------------------------------------------------------------------
+    def draw_environment(self, t: int) -> None:
+        d, s, net = self.cfg.demand, self.cfg.supply, self.net
+        shock, self.shock_left = episode_update(
+            self.shock_left, self.key, _rng.DEMAND_SHOCK, t, d.shock_prob, d.shock_duration
+        )
+        self.disrupted, self.disruption_left = episode_update(
+            self.disruption_left,
+            self.key,
+            _rng.SUPPLY_DISRUPTION,
+            t,
+            s.disruption_prob,
+            s.disruption_duration,
+        )
+        mean = demand_mean(d.level, d.trend, d.seasonality, d.season_period, d.step_period, d.step_size, t)
+        for pos, team in enumerate(net.sales_teams):
+            self.noise[pos] = ar1_next(
+                self.noise[pos], self.key, _rng.DEMAND_NOISE, int(team), t, d.rho, self.sigma
+            )
+            value = demand_value(
+                mean, shock, d.shock_size, self.noise[pos], d.allow_negative, self.cfg.network.integer_units
+            )
+            self.demand[team] = value
+            self.demand_history[t, pos] = value
+
+    def shared_demand(self, sales: np.ndarray, period: int) -> float:
+        """End-customer demand of the given sales teams in ``period`` (steady state before 1)."""
+        row = self.demand_history[max(period, 0)]
+        return line_sum(row[sales])
+
+    def fill_from_outside(self) -> None:
+        """The outside source fills the top teams' orders (less during a supply disruption)."""
+        s, integer = self.cfg.supply, self.cfg.network.integer_units
+        out = np.empty(1)
+        for team in self.teams:
+            if team.is_top:
+                request = np.array([team.orders[0] + team.owed])
+                cap = (1.0 - s.disruption_severity) * team.throughput if self.disrupted else np.inf
+                allocate(request, cap, integer, out)
+                team.owed = request[0] - out[0]
+                team.inbound[-1] = out[0]
+
+    # -- the period ------------------------------------------------------------------------
+    def step(self) -> None:
+        t = self.steps
+        self.draw_environment(t)
+        if self.solvent:
+            for team in self.teams:
+                team.receive()
+            for team in self.teams:
+                team.fill()
+            self.fill_from_outside()
+            for team in self.teams:
+                team.record()
+            for team in self.teams:
+                team.advance_orders()
+            for team in self.teams:
+                team.place_order(t)
+            self.settle(t)
+        else:
+            self.dormant()
+        self.datacollector.collect(self)
+
+    def settle(self, t: int) -> None:
+        """Revenue, costs and financing of period ``t``; insolvency is absorbing."""
+        cfg, f, net = self.cfg, self.cfg.finance, self.net
+        teams = self.teams
+        sales = [teams[i] for i in net.sales_teams]
+        customer_shipped = line_sum(np.array([tm.shipped for tm in sales]))
+        customer_requested = line_sum(np.array([tm.requested for tm in sales]))
+        material = cfg.costs.material * line_sum(np.array([tm.received for tm in teams if tm.is_top]))
+        self.revenue = f.price * customer_shipped
+        self.operating_cost = line_sum(np.array([tm.cost for tm in teams]))
+        self.ebitda = self.revenue - self.operating_cost
+        collections = (
+            ring_push(self.receivables, t % f.receivable_lag, self.revenue)
+            if f.receivable_lag
+            else self.revenue
+        )
+        payments = ring_push(self.payables, t % f.payable_lag, material) if f.payable_lag else material
+        self.free_cash_flow = collections - (self.operating_cost - material) - payments
+        old = ring_push(self.ebitda_ring, t % f.covenant_window, self.ebitda)
+        self.trailing_ebitda += self.ebitda - old
+        cash0 = self.cash
+        (
+            self.cash,
+            self.debt,
+            self.credit_limit,
+            self.breach,
+            insolvent,
+            self.net_financing,
+            self.interest,
+        ) = finance_step(
+            self.cash,
+            self.debt,
+            self.trailing_ebitda,
+            self.breach,
+            self.free_cash_flow,
+            f.interest_rate,
+            f.min_cash,
+            f.covenant_multiple,
+            f.grace_periods,
+            f.enabled,
+        )
+        self.cash_start = cash0
+        self.credit_headroom = self.credit_limit - self.debt
+        self.solvent = not insolvent
+        self.demand_total = line_sum(np.array([self.demand[i] for i in net.sales_teams]))
+        self.inventory_units = line_sum(np.array([tm.inventory for tm in teams]))
+        self.backlog_units = line_sum(np.array([tm.backlog for tm in teams]))
+        self.fill_rate = customer_shipped / customer_requested if customer_requested > 0 else 1.0
+        self.mean_knowledge = line_sum(np.array([tm.knowledge for tm in teams])) / len(teams)
+        self.code_knowledge = 1.0
+        self.mean_maturity = cfg.management.initial_maturity
+
+    def dormant(self) -> None:
+        """An insolvent firm: no operations, no flows, stocks frozen."""
+        for team in self.teams:
+            team.received = team.shipped = team.order = team.cost = team.requested = 0.0
+        self.demand_total = line_sum(np.array([self.demand[i] for i in self.net.sales_teams]))
+        self.revenue = self.operating_cost = self.ebitda = self.free_cash_flow = 0.0
+        self.net_financing = self.interest = 0.0
+        self.cash_start = self.cash
+        self.fill_rate = 0.0 if self.demand_total > 0 else 1.0
+
+    def _zero_kpis(self) -> None:
+        for name in ("revenue", "operating_cost", "ebitda", "free_cash_flow", "net_financing", "interest"):
+            setattr(self, name, 0.0)
+        self.cash_start = self.cash
+        self.credit_headroom = self.credit_limit - self.debt
+        self.demand_total = 0.0
+        self.inventory_units = float(sum(t.inventory for t in self.teams))
+        self.backlog_units = 0.0
+        self.fill_rate = 1.0
+        self.mean_knowledge = 1.0
+        self.code_knowledge = 1.0
+        self.mean_maturity = self.cfg.management.initial_maturity
+
+
+#: model attribute collected for each KPI column
+_KPI_ATTRS = (
+    "demand_total",
+    "revenue",
+    "operating_cost",
+    "ebitda",
+    "free_cash_flow",
+    "net_financing",
+    "interest",
+    "cash_start",
+    "cash",
+    "debt",
+    "credit_headroom",
+    "inventory_units",
+    "backlog_units",
+    "fill_rate",
+    "mean_knowledge",
+    "code_knowledge",
+    "mean_maturity",
+    "solvent",
+)
+_TEAM_ATTRS = ("inventory", "backlog", "order", "received", "shipped", "cost", "knowledge")
+
+
+def run_firm(cfg: Config, index: int, key: int | None = None) -> tuple[dict, dict]:
+    """Run one firm for ``cfg.periods`` periods; return KPI and team arrays."""
+    firm = Firm(cfg, index, key)
+    for _ in range(cfg.periods):
+        firm.step()
+    kp = firm.datacollector.get_model_vars_dataframe()
+    kpis = {k: kp[k].to_numpy() for k in _KPI_ATTRS}
+    ag = firm.datacollector.get_agent_vars_dataframe()
+    n = firm.net.n_teams
+    teams = {k: ag[k].to_numpy().reshape(cfg.periods, n) for k in _TEAM_ATTRS}
+    return kpis, teams

@@ -1,0 +1,125 @@
+"""Operations layer: forecasting, the ordering heuristic, rationing and operating costs.
+
+Pure Numba functions over numbers and small arrays; the Mesa agents call them step by step and
+the batch kernels in their loops, so each equation is written once.
+
+Ordering is Sterman's (1989) anchoring-and-adjustment heuristic::
+
+    O_t = E_t + α_S · (S'_t − S_t − β · SL_t),      S'_t = s' + c · E_t,
+
+with expected demand E_t by exponential smoothing (θ) or a p-period moving average, S_t the
+effective stock (inventory − backlog), SL_t the supply line (orders not yet filled by the
+supplier, the supplier's backlog owed to the team, and goods in transit). With α_S = β = 1 it is
+the order-up-to policy with order-up-to level E_t + S'_t.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+__all__ = [
+    "allocate",
+    "anchor_and_adjust",
+    "finalize_order",
+    "line_sum",
+    "push_and_mean",
+    "round_half_away",
+    "smooth",
+    "team_cost",
+]
+
+
+@njit(cache=True)
+def round_half_away(x):
+    """Round half away from zero (the beer game's integer cases)."""
+    return math.copysign(math.floor(abs(x) + 0.5), x)
+
+
+@njit(cache=True)
+def smooth(expected, observed, theta):
+    """Exponential smoothing E ← E + θ·(observed − E)."""
+    return expected + theta * (observed - expected)
+
+
+@njit(cache=True)
+def push_and_mean(window, observed):
+    """Shift ``observed`` into the moving-average window (oldest first); return its mean."""
+    p = window.shape[0]
+    for i in range(p - 1):
+        window[i] = window[i + 1]
+    window[p - 1] = observed
+    total = 0.0
+    for i in range(p):
+        total += window[i]
+    return total / p
+
+
+@njit(cache=True)
+def anchor_and_adjust(expected, stock, supply_line, s_prime, cover, alpha_s, beta):
+    """Indicated order E + α_S·(S' + c·E − S − β·SL), before rounding and the floor at zero."""
+    desired = s_prime + cover * expected
+    return expected + alpha_s * (desired - stock - beta * supply_line)
+
+
+@njit(cache=True)
+def finalize_order(x, allow_negative, integer):
+    """Round to whole units if asked, then floor at zero unless negative orders are allowed."""
+    if integer:
+        x = round_half_away(x)
+    if not allow_negative and x < 0.0:
+        x = 0.0
+    return x
+
+
+@njit(cache=True)
+def allocate(requests, available, integer, out):
+    """Ship what can be shipped of ``requests`` into ``out``; return the total shipped.
+
+    Full requests when ``available`` covers them, else proportional rationing (whole units
+    first, then one unit at a time in team order when ``integer``). Non-positive total requests
+    (negative orders, serial networks only) are returned goods and are passed through.
+    """
+    n = requests.shape[0]
+    total = 0.0
+    for i in range(n):
+        total += requests[i]
+    if total <= 0.0 or available >= total:
+        for i in range(n):
+            out[i] = requests[i]
+        return total
+    ship = max(available, 0.0)
+    if n == 1:
+        out[0] = math.floor(ship) if integer else ship
+        return out[0]
+    shipped = 0.0
+    for i in range(n):
+        share = requests[i] * ship / total if requests[i] > 0.0 else 0.0
+        out[i] = math.floor(share) if integer else share
+        shipped += out[i]
+    if integer:
+        left = math.floor(ship) - shipped
+        i = 0
+        while left > 0.0 and i < n:
+            if out[i] < requests[i]:
+                out[i] += 1.0
+                shipped += 1.0
+                left -= 1.0
+            i += 1
+    return shipped
+
+
+@njit(cache=True)
+def team_cost(inventory, backlog, shipped, holding, backlog_cost, unit_cost, fixed_cost):
+    """Operating cost of a team in a period (money): holding, backlog, processing and fixed."""
+    return holding * max(inventory, 0.0) + backlog_cost * backlog + unit_cost * max(shipped, 0.0) + fixed_cost
+
+
+@njit(cache=True)
+def line_sum(values):
+    """Sum in index order (both engines add pipelines the same way, so floats agree)."""
+    total = 0.0
+    for i in range(values.shape[0]):
+        total += values[i]
+    return total

@@ -1,0 +1,312 @@
+"""``simulate`` and its results object."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from functools import cached_property
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import _rng
+from .config import Config, ConfigError
+from .network import build_network
+
+__all__ = ["KPI_COLUMNS", "TEAM_COLUMNS", "SimulationResult", "package_versions", "simulate"]
+
+KPI_COLUMNS = (
+    "org",
+    "period",
+    "strategy",
+    "family",
+    "demand",
+    "revenue",
+    "operating_cost",
+    "ebitda",
+    "free_cash_flow",
+    "cash",
+    "debt",
+    "credit_headroom",
+    "inventory_units",
+    "backlog_units",
+    "fill_rate",
+    "mean_knowledge",
+    "code_knowledge",
+    "mean_maturity",
+    "solvent",
+)
+#: extra KPI columns kept after the contract's (needed to check cash conservation)
+KPI_EXTRA = ("cash_start", "net_financing", "interest")
+TEAM_COLUMNS = (
+    "org",
+    "period",
+    "team",
+    "stage",
+    "role",
+    "inventory",
+    "backlog",
+    "order",
+    "received",
+    "shipped",
+    "cost",
+    "knowledge",
+)
+_PACKAGES = ("orgsim", "mesa", "numba", "numpy", "pandas", "pyarrow", "hydra-core", "omegaconf")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages that produce results."""
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            out[name] = "not installed"
+    return out
+
+
+def simulate(
+    cfg: Config,
+    engine: str | None = None,
+    *,
+    seed=None,
+    teams: bool = True,
+    progress: bool = False,
+) -> SimulationResult:
+    """Simulate ``cfg.n_orgs`` firms for ``cfg.periods`` periods.
+
+    Parameters
+    ----------
+    cfg : Config
+        A validated configuration (see :func:`orgsim.compose`).
+    engine : {"mesa", "numba"}, optional
+        Overrides ``cfg.engine``.
+    seed : int, SeedSequence or Generator, optional
+        Overrides ``cfg.seed`` (SPEC 7). Firm ``i`` draws from a stream derived from the seed
+        and ``i`` only, so it follows the same path alone or in any population.
+    teams : bool
+        Keep team-level records (``result.teams``).
+    progress : bool
+        Show a progress bar over firms.
+
+    Returns
+    -------
+    SimulationResult
+
+    Examples
+    --------
+    >>> import orgsim
+    >>> res = orgsim.simulate(orgsim.compose(["scenario=beer_game"]))
+    >>> float(res.teams.cost.sum())
+    2040.0
+    """
+    if not isinstance(cfg, Config):
+        raise TypeError(f"cfg must be an orgsim Config, got {type(cfg).__name__}")
+    if seed is not None:
+        cfg = cfg.replace(seed=_rng.seed_to_int(seed))
+    engine = engine or cfg.engine
+    if engine not in ("mesa", "numba"):
+        raise ConfigError(f"engine == {engine!r}, must be one of 'mesa', 'numba'")
+    if engine != cfg.engine:
+        cfg = cfg.replace(engine=engine)
+    start = time.perf_counter()
+    if engine == "mesa":
+        from .engine_mesa import run_firm
+
+        keys = _rng.firm_keys(cfg.seed, range(cfg.n_orgs))
+        iterator = range(cfg.n_orgs)
+        if progress:
+            from tqdm.auto import tqdm
+
+            iterator = tqdm(iterator, desc="firms", unit="firm")
+        kpi_parts, team_parts = [], []
+        for i in iterator:
+            k, tm = run_firm(cfg, i, keys[i])
+            kpi_parts.append(k)
+            team_parts.append(tm)
+        kpis = {c: np.stack([p[c] for p in kpi_parts]) for c in kpi_parts[0]}
+        team_arrays = {c: np.stack([p[c] for p in team_parts]) for c in team_parts[0]} if teams else None
+    else:  # pragma: no cover - until the batch engine lands
+        raise ConfigError("engine == 'numba' is not available yet, must be 'mesa'")
+    wall = time.perf_counter() - start
+    return SimulationResult(cfg, kpis, team_arrays, engine=engine, wall_time=wall)
+
+
+class SimulationResult:
+    """Results of :func:`simulate`: the config, raw arrays, and labelled DataFrames.
+
+    Attributes
+    ----------
+    config : Config
+    engine : str
+    kpis : pandas.DataFrame
+        One row per firm and period with the KPI columns of the public contract.
+    teams : pandas.DataFrame
+        One row per firm, period and team (empty if team records were not kept).
+    """
+
+    def __init__(
+        self, config: Config, kpi_arrays: dict, team_arrays: dict | None, *, engine: str, wall_time: float
+    ):
+        self.config = config
+        self.engine = engine
+        self.seed = config.seed
+        self.wall_time = wall_time
+        self.kpi_arrays = kpi_arrays  # each [n_orgs, periods]
+        self.team_arrays = team_arrays  # each [n_orgs, periods, n_teams]
+        self.network = build_network(config)
+        self.versions = package_versions()
+
+    @property
+    def team_periods(self) -> int:
+        return self.config.n_orgs * self.config.periods * self.network.n_teams
+
+    @property
+    def team_periods_per_second(self) -> float:
+        return self.team_periods / self.wall_time if self.wall_time > 0 else float("nan")
+
+    @cached_property
+    def kpis(self) -> pd.DataFrame:
+        cfg = self.config
+        n, t = cfg.n_orgs, cfg.periods
+        a = self.kpi_arrays
+        df = pd.DataFrame(
+            {
+                "org": np.repeat(np.arange(n, dtype=np.int64), t),
+                "period": np.tile(np.arange(1, t + 1, dtype=np.int64), n),
+                "strategy": pd.Categorical([cfg.strategy.name] * (n * t)),
+                "family": pd.Categorical([cfg.strategy.family] * (n * t)),
+                "demand": a["demand_total"].reshape(-1).astype(float),
+            }
+        )
+        for col in KPI_COLUMNS[5:]:
+            values = a[col].reshape(-1)
+            df[col] = values.astype(bool) if col == "solvent" else values.astype(float)
+        for col in KPI_EXTRA:
+            df[col] = a[col].reshape(-1).astype(float)
+        return df
+
+    @cached_property
+    def teams(self) -> pd.DataFrame:
+        cfg, net = self.config, self.network
+        if self.team_arrays is None:
+            return pd.DataFrame({c: [] for c in TEAM_COLUMNS})
+        n, t, m = cfg.n_orgs, cfg.periods, net.n_teams
+        a = self.team_arrays
+        df = pd.DataFrame(
+            {
+                "org": np.repeat(np.arange(n, dtype=np.int64), t * m),
+                "period": np.tile(np.repeat(np.arange(1, t + 1, dtype=np.int64), m), n),
+                "team": pd.Categorical(np.tile(np.array(net.names), n * t), categories=list(net.names)),
+                "stage": np.tile(net.stage, n * t),
+                "role": pd.Categorical(np.tile(np.array(net.roles), n * t)),
+            }
+        )
+        for col in TEAM_COLUMNS[5:]:
+            df[col] = a[col].reshape(-1).astype(float)
+        return df
+
+    # -- summaries -------------------------------------------------------------------------
+    def final(self) -> pd.DataFrame:
+        """KPIs of each firm in the last period, with cumulative free cash flow."""
+        k = self.kpis
+        last = k[k.period == self.config.periods].set_index("org")
+        last = last.assign(cumulative_fcf=k.groupby("org").free_cash_flow.sum())
+        return last
+
+    def summary(self) -> str:
+        """A short text summary of the run."""
+        cfg = self.config
+        fin = self.final()
+        lines = [
+            f"orgsim {self.versions.get('orgsim', '?')} | scenario={cfg.scenario.name} "
+            f"strategy={cfg.strategy.name} ({cfg.strategy.family}) environment={cfg.environment.name}",
+            f"engine={self.engine} seed={cfg.seed} firms={cfg.n_orgs} periods={cfg.periods} "
+            f"teams/firm={self.network.n_teams} wall={self.wall_time:.2f}s "
+            f"({self.team_periods_per_second:,.0f} team-periods/s)",
+        ]
+        stats = {
+            "cumulative free cash flow": fin.cumulative_fcf,
+            "ending cash": fin.cash,
+            "ending debt": fin.debt,
+            "ending credit headroom": fin.credit_headroom,
+            "mean fill rate": self.kpis.groupby("org").fill_rate.mean(),
+            "total operating cost": self.kpis.groupby("org").operating_cost.sum(),
+        }
+        lines.append(f"{'KPI (per firm)':<28}{'mean':>14}{'p5':>14}{'p95':>14}")
+        for name, s in stats.items():
+            lines.append(f"{name:<28}{s.mean():>14,.2f}{s.quantile(0.05):>14,.2f}{s.quantile(0.95):>14,.2f}")
+        lines.append(f"{'solvent at end':<28}{fin.solvent.mean():>14.1%}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        cfg = self.config
+        return (
+            f"<SimulationResult scenario={cfg.scenario.name} strategy={cfg.strategy.name} "
+            f"engine={self.engine} firms={cfg.n_orgs} periods={cfg.periods}>"
+        )
+
+    def _repr_html_(self) -> str:
+        return "<pre>" + self.summary() + "</pre>"
+
+    # -- provenance and output --------------------------------------------------------------
+    def metadata(self) -> dict:
+        """Config, seed, engine, versions and timing: recorded with every output."""
+        return {
+            "config": self.config.to_dict(),
+            "seed": self.seed,
+            "engine": self.engine,
+            "versions": self.versions,
+            "wall_time_s": self.wall_time,
+            "team_periods": self.team_periods,
+            "team_periods_per_second": self.team_periods_per_second,
+        }
+
+    def to_parquet(self, directory: str | os.PathLike, *, teams: bool = True) -> dict[str, Path]:
+        """Write ``kpis.parquet`` (and ``teams.parquet``) and ``meta.json`` into ``directory``.
+
+        Each file is written to a temporary name and renamed, so a killed run leaves no partial
+        file; the metadata is also embedded in each Parquet file's schema metadata.
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = self.metadata()
+        meta_bytes = json.dumps(meta, sort_keys=True).encode()
+        written = {}
+        frames = {"kpis": self.kpis}
+        if teams and self.team_arrays is not None:
+            frames["teams"] = self.teams
+        for name, df in frames.items():
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"orgsim": meta_bytes})
+            path = directory / f"{name}.parquet"
+            _atomic_write(path, lambda p, table=table: pq.write_table(table, p))
+            written[name] = path
+        path = directory / "meta.json"
+        _atomic_write(path, lambda p: Path(p).write_text(json.dumps(meta, indent=2, sort_keys=True)))
+        written["meta"] = path
+        return written
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
