@@ -357,8 +357,16 @@ class FinanceConfig:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CultureConfig:
-    """March (1991) exploration–exploitation layer (socialisation p1, code learning p2,
-    turnover p3, turbulence p4 over ``dims`` dimensions of reality)."""
+    """March (1991) culture and learning layer, and how knowledge drives decisions.
+
+    Socialisation p1, code learning p2, turnover p3 and turbulence p4 act on ``dims``
+    dimensions of reality held by ``members`` individuals per team, for ``burn_in`` learning
+    periods before the firm starts operating and then once per period. The code learns from a
+    superior group chosen by individual ``performance`` (March) or by teams' accountability
+    ``score`` (the top ``superior_share`` of teams). A team's knowledge K (clipped to [0, 1])
+    sets its supply-line weight β·(1 − λ_β(1 − K)), forecast noise σ_F(1 − K) and unit-cost
+    premium κ(1 − K).
+    """
 
     enabled: bool = False
     dims: int = 30
@@ -367,6 +375,12 @@ class CultureConfig:
     p2: float = 0.5
     p3: float = 0.0
     p4: float = 0.0
+    burn_in: int = 0
+    superior: str = "performance"
+    superior_share: float = 0.3
+    beta_sensitivity: float = 0.5
+    forecast_noise: float = 0.2
+    cost_sensitivity: float = 0.2
 
     def __post_init__(self):
         _bool("culture.enabled", self.enabled)
@@ -374,19 +388,73 @@ class CultureConfig:
         _set(self, "members", _num("culture.members", self.members, lo=1, hi=10_000, integer=True))
         for p in ("p1", "p2", "p3", "p4"):
             _set(self, p, _num(f"culture.{p}", getattr(self, p), lo=0, hi=1))
+        _set(self, "burn_in", _num("culture.burn_in", self.burn_in, lo=0, hi=10_000, integer=True))
+        _choice("culture.superior", self.superior, ("performance", "score"))
+        _set(
+            self,
+            "superior_share",
+            _num("culture.superior_share", self.superior_share, lo=0, hi=1, lo_open=True),
+        )
+        _set(self, "beta_sensitivity", _num("culture.beta_sensitivity", self.beta_sensitivity, lo=0, hi=1))
+        _set(self, "forecast_noise", _num("culture.forecast_noise", self.forecast_noise, lo=0, hi=1))
+        _set(self, "cost_sensitivity", _num("culture.cost_sensitivity", self.cost_sensitivity, lo=0, hi=2))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ManagementConfig:
-    """Management programmes and accountability (filled in by the management layer)."""
+    """Accountability, adaptation and the management programmes (BPO, BPM, culture programme).
 
+    Every strategy is a setting of these numbers; no code looks at a strategy's name.
+    """
+
+    accountability_weight: float = 0.0
+    score_window: int = 13
+    adapt_every: int = 0
+    adapt_step: float = 0.1
+    bias_min: float = 0.5
+    bias_max: float = 2.0
+    execution_noise: float = 0.0
     initial_maturity: float = 0.0
+    bpo_every: int = 0
+    bpo_size: float = 0.1
+    bpo_cost: float = 0.0
+    bpo_target: str = "worst_local"
+    bpo_erosion: float = 0.05
+    bpm_rate: float = 0.0
+    bpm_cost: float = 0.0
+    bpm_focus: str = "uniform"
+    alignment_rate: float = 0.0
+    alignment_cost: float = 0.0
+    alignment_weight: float = 0.8
+    socialisation_boost: float = 0.0
 
     def __post_init__(self):
+        m = "management."
         _set(
             self,
-            "initial_maturity",
-            _num("management.initial_maturity", self.initial_maturity, lo=0, hi=1),
+            "accountability_weight",
+            _num(m + "accountability_weight", self.accountability_weight, lo=0, hi=1),
+        )
+        _set(self, "score_window", _num(m + "score_window", self.score_window, lo=1, hi=520, integer=True))
+        _set(self, "adapt_every", _num(m + "adapt_every", self.adapt_every, lo=0, hi=520, integer=True))
+        _set(self, "adapt_step", _num(m + "adapt_step", self.adapt_step, lo=0, hi=1))
+        _set(self, "bias_min", _num(m + "bias_min", self.bias_min, lo=0, lo_open=True, hi=1))
+        _set(self, "bias_max", _num(m + "bias_max", self.bias_max, lo=1, hi=10))
+        _set(self, "execution_noise", _num(m + "execution_noise", self.execution_noise, lo=0, hi=1))
+        _set(self, "initial_maturity", _num(m + "initial_maturity", self.initial_maturity, lo=0, hi=1))
+        _set(self, "bpo_every", _num(m + "bpo_every", self.bpo_every, lo=0, hi=520, integer=True))
+        _set(self, "bpo_size", _num(m + "bpo_size", self.bpo_size, lo=0, hi=1))
+        _set(self, "bpo_cost", _num(m + "bpo_cost", self.bpo_cost, lo=0))
+        _choice(m + "bpo_target", self.bpo_target, ("worst_local", "constraint"))
+        _set(self, "bpo_erosion", _num(m + "bpo_erosion", self.bpo_erosion, lo=0, hi=1))
+        _set(self, "bpm_rate", _num(m + "bpm_rate", self.bpm_rate, lo=0, hi=1))
+        _set(self, "bpm_cost", _num(m + "bpm_cost", self.bpm_cost, lo=0))
+        _choice(m + "bpm_focus", self.bpm_focus, ("uniform", "constraint"))
+        _set(self, "alignment_rate", _num(m + "alignment_rate", self.alignment_rate, lo=0, hi=1))
+        _set(self, "alignment_cost", _num(m + "alignment_cost", self.alignment_cost, lo=0))
+        _set(self, "alignment_weight", _num(m + "alignment_weight", self.alignment_weight, lo=0, hi=1))
+        _set(
+            self, "socialisation_boost", _num(m + "socialisation_boost", self.socialisation_boost, lo=0, hi=1)
         )
 
 

@@ -9,9 +9,15 @@ A period runs in the order of the beer game's board (Sterman 1989; Edali & Yasar
 4. **advance orders** — order slips move one period closer to the supplier;
 5. **order** — each team updates expected demand and places its order;
 
-then the firm settles its finances and the DataCollector records the period. The equations
-live in :mod:`orgsim.operations`, :mod:`orgsim.environment` and :mod:`orgsim.finance`, shared
-with the batch engine.
+6. **manage** — teams are scored by their accountability rules; gains erode; BPO, BPM and the
+   culture programme act; teams adapt their stock bias;
+7. **settle** — revenue, costs, cash flow and financing (insolvency is absorbing);
+8. **learn** — March's (1991) culture step: turnover, turbulence, action, socialisation and
+   code learning from the superior group;
+
+then the DataCollector records the period. The equations live in :mod:`orgsim.operations`,
+:mod:`orgsim.environment`, :mod:`orgsim.management`, :mod:`orgsim.culture` and
+:mod:`orgsim.finance`, shared with the batch engine.
 """
 
 from __future__ import annotations
@@ -22,10 +28,22 @@ import mesa
 import numpy as np
 
 from . import _rng
+from . import culture as cult
 from .config import Config
 from .environment import ar1_next, ar1_start, demand_mean, demand_value, episode_update
 from .finance import finance_step, ring_push
-from .management import AccountabilityRule
+from .management import (
+    AccountabilityRule,
+    adapt_bias,
+    argmin_first,
+    erode,
+    firm_value,
+    improve,
+    local_value,
+    mature,
+    normalised,
+    select_top,
+)
 from .network import Network, build_network
 from .operations import (
     allocate,
@@ -37,7 +55,7 @@ from .operations import (
     team_cost,
 )
 
-__all__ = ["Firm", "Team"]
+__all__ = ["Firm", "Team", "run_firm"]
 
 
 class Team(mesa.Agent):
@@ -46,13 +64,15 @@ class Team(mesa.Agent):
     State (units unless noted): ``inventory``; ``backlog`` (owed to customers); ``owed`` (what
     the supplier owes this team); ``inbound`` (goods in transit, ``[0]`` arrives next);
     ``orders`` (order slips not yet read by the supplier, ``[0]`` is read this period);
-    ``expected`` (expected demand E); ``knowledge`` (share of reality known, 1 without the
-    culture layer).
+    ``expected`` (expected demand E); ``bias`` (stock bias b on S'); ``gain`` (BPO process
+    gain g); ``maturity`` (BPM process maturity); ``beliefs`` (members × dims, culture layer);
+    ``knowledge`` (March's score K, 1 without the culture layer).
     """
 
     def __init__(self, model: Firm, index: int, net: Network, rule: AccountabilityRule):
         super().__init__(model)
         cfg = model.cfg
+        mg, cu = cfg.management, cfg.culture
         self.index = index
         self.name = net.names[index]
         self.role = net.roles[index]
@@ -72,7 +92,7 @@ class Team(mesa.Agent):
         self.subtree_sales = np.flatnonzero(net.subtree_sales[index])
         self.supplier: Team | None = None
         self.customers: list[Team] = []
-        # state
+        # operations state
         self.inventory = float(net.initial_inventory[index])
         self.backlog = 0.0
         self.owed = 0.0
@@ -80,7 +100,6 @@ class Team(mesa.Agent):
         self.orders = np.full(int(net.order_delay[index]), self.throughput)
         self.expected = self.throughput
         self.window = np.full(cfg.policy.ma_window, self.throughput)
-        self.knowledge = 1.0
         # flows of the current period
         self.received = 0.0
         self.shipped = 0.0
@@ -88,8 +107,33 @@ class Team(mesa.Agent):
         self.incoming = 0.0
         self.order = 0.0
         self.cost = 0.0
+        self.material_cost = 0.0
+        # management state
         self.accountability = rule
+        self.metric_target = float(net.metric_target[index])
+        self.metric_scale = float(net.metric_scale[index])
+        self.steady_cost = float(net.steady_cost[index])
+        self.local_ring = np.zeros(mg.score_window)
+        self.firm_ring = np.zeros(mg.score_window)
+        self.mean_local = self.mean_firm = self.score = 1.0
+        self.score_prev = -np.inf
+        self.direction = 1.0 if _rng.uniform(model.key, _rng.MANAGEMENT, index, 0, 0) < 0.5 else -1.0
+        self.bias = 1.0
+        self.gain = 0.0
+        self.maturity = mg.initial_maturity
+        # culture state
+        self.knowledge = 1.0
+        if cu.enabled:
+            self.beliefs = np.zeros((cu.members, cu.dims), dtype=np.int64)
+            cult.init_beliefs(self.beliefs, model.key, index)
+            self.actions = np.zeros_like(self.beliefs)
+            self.performance = np.zeros(cu.members, dtype=np.int64)
         self.history: dict[str, list[float]] = defaultdict(list)
+
+    @property
+    def quality(self) -> float:
+        """Decision quality q in [0, 1] from knowledge (1 without the culture layer)."""
+        return cult.quality(self.knowledge)
 
     # -- phase 1 ---------------------------------------------------------------------------
     def receive(self) -> None:
@@ -125,20 +169,26 @@ class Team(mesa.Agent):
     # -- phase 3 ---------------------------------------------------------------------------
     def record(self) -> None:
         holding, backlog_cost, unit_cost, fixed = self.costs
-        self.cost = team_cost(
-            self.inventory, self.backlog, self.shipped, holding, backlog_cost, unit_cost, fixed
+        cfg = self.model.cfg
+        factor = cult.cost_factor(
+            self.quality, cfg.culture.cost_sensitivity if cfg.culture.enabled else 0.0, self.gain
         )
-        if self.is_top:
-            self.cost += self.model.cfg.costs.material * self.received
+        self.cost = team_cost(
+            self.inventory,
+            self.backlog,
+            self.shipped,
+            holding,
+            backlog_cost,
+            unit_cost * factor,
+            fixed * factor,
+        )
+        self.material_cost = cfg.costs.material * factor * self.received if self.is_top else 0.0
+        self.cost += self.material_cost
         h = self.history
         h["inventory"].append(self.inventory)
         h["backlog"].append(self.backlog)
         h["shipped"].append(self.shipped)
         h["cost"].append(self.cost)
-        h["fill_rate"].append(self.shipped / self.requested if self.requested > 0 else 1.0)
-        h["utilisation"].append(self.shipped / self.capacity if np.isfinite(self.capacity) else 0.0)
-        h["holding_backlog_cost"].append(holding * max(self.inventory, 0.0) + backlog_cost * self.backlog)
-        h["unit_cost"].append(self.cost / self.shipped if self.shipped > 0 else 0.0)
 
     # -- phase 4 ---------------------------------------------------------------------------
     def advance_orders(self) -> None:
@@ -147,11 +197,16 @@ class Team(mesa.Agent):
 
     # -- phase 5 ---------------------------------------------------------------------------
     def place_order(self, t: int) -> None:
-        model, pol = self.model, self.model.cfg.policy
-        if model.cfg.information == "shared":
+        model, cfg = self.model, self.model.cfg
+        pol, cu = cfg.policy, cfg.culture
+        q = self.quality
+        if cfg.information == "shared":
             observed = model.shared_demand(self.subtree_sales, t - self.info_delay)
         else:
             observed = self.incoming
+        noise_sd = cu.forecast_noise * (1.0 - q) if cu.enabled else 0.0
+        if noise_sd > 0.0:  # forecast error of a team that knows less
+            observed = observed * (1.0 + noise_sd * _rng.normal(model.key, _rng.FORECAST, self.index, t, 0))
         if pol.forecast == "smoothing":
             self.expected = smooth(self.expected, observed, pol.theta)
         else:
@@ -160,21 +215,73 @@ class Team(mesa.Agent):
         if t <= pol.fixed_order_periods:
             indicated = self.throughput
         else:
+            beta = cult.effective_beta(pol.beta, q, cu.beta_sensitivity if cu.enabled else 0.0)
             indicated = anchor_and_adjust(
                 self.expected,
                 self.inventory - self.backlog,
                 supply_line,
-                self.s_prime,
+                self.bias * self.s_prime,
                 self.cover,
                 pol.alpha_s,
-                pol.beta,
+                beta,
             )
-        self.order = finalize_order(indicated, pol.allow_negative_orders, model.cfg.network.integer_units)
+            exec_sd = cfg.management.execution_noise * (1.0 - self.maturity)
+            if exec_sd > 0.0:  # process variability, damped by maturity
+                indicated = indicated * (
+                    1.0 + exec_sd * _rng.normal(model.key, _rng.EXECUTION, self.index, t, 0)
+                )
+        self.order = finalize_order(indicated, pol.allow_negative_orders, cfg.network.integer_units)
         self.orders[-1] = self.order
+
+    # -- phase 6 ---------------------------------------------------------------------------
+    def assess(self, t: int, weight: float) -> None:
+        """Score the period on the local metric and the firm objective (window means)."""
+        holding, backlog_cost, _, _ = self.costs
+        rule = self.accountability
+        value = local_value(
+            rule.code,
+            self.shipped,
+            self.requested,
+            self.metric_scale,
+            self.cost,
+            holding * max(self.inventory, 0.0) + backlog_cost * self.backlog,
+        )
+        local = rule.local_score(value, self.metric_target)
+        firm = normalised(
+            firm_value(self.cost, self.backlog, self.model.net.unit_margin), self.steady_cost, False
+        )
+        w = len(self.local_ring)
+        pos = (t - 1) % w
+        self.local_ring[pos] = local
+        self.firm_ring[pos] = firm
+        count = min(t, w)
+        self.mean_local = line_sum(self.local_ring) / count
+        self.mean_firm = line_sum(self.firm_ring) / count
+        self.score = rule.score(self.mean_local, self.mean_firm, weight)
+        h = self.history
+        h[rule.metric].append(value)
+        h["local_score"].append(local)
+        h["firm_score"].append(firm)
+        h["score"].append(self.score)
+
+    def adapt(self, t: int) -> None:
+        """Win-stay, lose-shift on the stock bias every ``adapt_every`` periods."""
+        mg = self.model.cfg.management
+        if mg.adapt_every > 0 and t % mg.adapt_every == 0:
+            self.bias, self.direction = adapt_bias(
+                self.bias,
+                self.direction,
+                self.score,
+                self.score_prev,
+                mg.adapt_step,
+                mg.bias_min,
+                mg.bias_max,
+            )
+            self.score_prev = self.score
 
 
 class Firm(mesa.Model):
-    """A firm: its teams, environment draws and balance sheet.
+    """A firm: its teams, environment draws, management, culture and balance sheet.
 
     Parameters
     ----------
@@ -184,9 +291,12 @@ class Firm(mesa.Model):
         The firm's index in its population; with ``cfg.seed`` it fixes the firm's random key.
     key : int, optional
         The firm's 64-bit random key (derived from ``cfg.seed`` and ``index`` when omitted).
+    rules : dict, optional
+        ``{team name: AccountabilityRule}`` to replace the default rule of some teams (for
+        example a subclass); the others get :meth:`AccountabilityRule.for_role`.
     """
 
-    def __init__(self, cfg: Config, index: int = 0, key: int | None = None):
+    def __init__(self, cfg: Config, index: int = 0, key: int | None = None, rules: dict | None = None):
         root = _rng.as_seed_sequence(cfg.seed)
         super().__init__(rng=np.random.default_rng(_rng.firm_seed_sequence(root, index)))
         self.cfg = cfg
@@ -194,8 +304,15 @@ class Firm(mesa.Model):
         self.key = _rng.firm_keys(cfg.seed, [index])[0] if key is None else np.uint64(key)
         self.net = net = build_network(cfg)
         self.backlog_unmet = cfg.costs.unmet == "backlog"
+        mg, cu = cfg.management, cfg.culture
+        rules = rules or {}
         self.teams = [
-            Team(self, i, net, AccountabilityRule.for_role(net.roles[i], target=1.0))
+            Team(
+                self,
+                i,
+                net,
+                rules.get(net.names[i], AccountabilityRule.for_role(net.roles[i], mg.accountability_weight)),
+            )
             for i in range(net.n_teams)
         ]
         for team in self.teams:
@@ -214,6 +331,18 @@ class Firm(mesa.Model):
         self.shock_left = 0
         self.disruption_left = 0
         self.disrupted = False
+        # management state
+        self.alignment = 0.0
+        self.weight = mg.accountability_weight
+        self.programme_cost = 0.0
+        # culture state: reality, the code, and a burn-in of learning before operations start
+        if cu.enabled:
+            self.reality = np.zeros(cu.dims, dtype=np.int64)
+            cult.init_reality(self.reality, self.key)
+            self.code = np.zeros(cu.dims, dtype=np.int64)
+            for s in range(1, cu.burn_in + 1):
+                self.culture_step(s, cu.p1, by_score=False)
+            self.update_knowledge()
         # finance state
         f = cfg.finance
         ss = net.steady_state_ebitda(cfg)
@@ -292,10 +421,81 @@ class Firm(mesa.Model):
                 team.advance_orders()
             for team in self.teams:
                 team.place_order(t)
+            self.manage(t)
             self.settle(t)
+            self.learn(t)
         else:
             self.dormant()
         self.datacollector.collect(self)
+
+    def manage(self, t: int) -> None:
+        """Accountability scores, programmes (BPO, BPM, culture programme) and adaptation."""
+        mg, teams = self.cfg.management, self.teams
+        cost = 0.0
+        if mg.alignment_rate > 0.0:
+            self.alignment = self.alignment + mg.alignment_rate * (1.0 - self.alignment)
+            cost += mg.alignment_cost
+        self.weight = (
+            mg.accountability_weight + (mg.alignment_weight - mg.accountability_weight) * self.alignment
+        )
+        for team in teams:
+            team.assess(t, self.weight)
+        for team in teams:
+            team.gain = erode(team.gain, mg.bpo_erosion, team.maturity)
+        if mg.bpm_rate > 0.0:
+            if mg.bpm_focus == "uniform":
+                for team in teams:
+                    team.maturity = mature(team.maturity, mg.bpm_rate)
+            else:  # the whole budget on the firm's constraint
+                worst = argmin_first(np.array([tm.mean_firm for tm in teams]))
+                teams[worst].maturity = mature(teams[worst].maturity, min(1.0, mg.bpm_rate * len(teams)))
+            cost += mg.bpm_cost * len(teams)
+        if mg.bpo_every > 0 and t % mg.bpo_every == 0:
+            if mg.bpo_target == "worst_local":
+                target = argmin_first(np.array([tm.mean_local for tm in teams]))
+            else:
+                target = argmin_first(np.array([tm.mean_firm for tm in teams]))
+            teams[target].gain = improve(teams[target].gain, mg.bpo_size)
+            cost += mg.bpo_cost
+        for team in teams:
+            team.adapt(t)
+        self.programme_cost = cost
+
+    def learn(self, t: int) -> None:
+        """One period of March's culture dynamics (after the burn-in periods)."""
+        cu, mg = self.cfg.culture, self.cfg.management
+        if cu.enabled:
+            p1 = min(1.0, cu.p1 + mg.socialisation_boost * self.alignment)
+            self.culture_step(cu.burn_in + t, p1, by_score=cu.superior == "score")
+            self.update_knowledge()
+
+    def culture_step(self, s: int, p1: float, by_score: bool) -> None:
+        cu, teams = self.cfg.culture, self.teams
+        for team in teams:
+            cult.turnover(team.beliefs, cu.p3, self.key, team.index, s)
+        cult.turbulence(self.reality, cu.p4, self.key, s)
+        for team in teams:
+            cult.act(team.beliefs, self.reality, self.key, team.index, s, team.actions, team.performance)
+        for team in teams:
+            cult.socialise(team.beliefs, self.code, p1, self.key, team.index, s)
+        plus = np.zeros(cu.dims, dtype=np.int64)
+        minus = np.zeros(cu.dims, dtype=np.int64)
+        if by_score:  # the organisation sees scores, not knowledge: the top teams are superior
+            top = np.zeros(len(teams), dtype=np.bool_)
+            select_top(np.array([tm.score for tm in teams]), cu.superior_share, top)
+            everyone = np.ones(cu.members, dtype=np.bool_)
+            for team in teams:
+                if top[team.index]:
+                    cult.tally_actions(team.actions, everyone, plus, minus)
+        else:  # March: individuals who outperform the code
+            code_score = cult.agreement(self.code, self.reality)
+            for team in teams:
+                cult.tally_actions(team.actions, team.performance > code_score, plus, minus)
+        cult.code_learn(self.code, plus, minus, cu.p2, self.key, s)
+
+    def update_knowledge(self) -> None:
+        for team in self.teams:
+            team.knowledge = cult.mean_knowledge(team.beliefs, self.reality)
 
     def settle(self, t: int) -> None:
         """Revenue, costs and financing of period ``t``; insolvency is absorbing."""
@@ -304,9 +504,9 @@ class Firm(mesa.Model):
         sales = [teams[i] for i in net.sales_teams]
         customer_shipped = line_sum(np.array([tm.shipped for tm in sales]))
         customer_requested = line_sum(np.array([tm.requested for tm in sales]))
-        material = cfg.costs.material * line_sum(np.array([tm.received for tm in teams if tm.is_top]))
+        material = line_sum(np.array([tm.material_cost for tm in teams]))
         self.revenue = f.price * customer_shipped
-        self.operating_cost = line_sum(np.array([tm.cost for tm in teams]))
+        self.operating_cost = line_sum(np.array([tm.cost for tm in teams])) + self.programme_cost
         self.ebitda = self.revenue - self.operating_cost
         collections = (
             ring_push(self.receivables, t % f.receivable_lag, self.revenue)
@@ -317,7 +517,7 @@ class Firm(mesa.Model):
         self.free_cash_flow = collections - (self.operating_cost - material) - payments
         old = ring_push(self.ebitda_ring, t % f.covenant_window, self.ebitda)
         self.trailing_ebitda += self.ebitda - old
-        cash0 = self.cash
+        self.cash_start = self.cash
         (
             self.cash,
             self.debt,
@@ -338,24 +538,28 @@ class Firm(mesa.Model):
             f.grace_periods,
             f.enabled,
         )
-        self.cash_start = cash0
         self.credit_headroom = self.credit_limit - self.debt
         self.solvent = not insolvent
         self.demand_total = line_sum(np.array([self.demand[i] for i in net.sales_teams]))
         self.inventory_units = line_sum(np.array([tm.inventory for tm in teams]))
         self.backlog_units = line_sum(np.array([tm.backlog for tm in teams]))
         self.fill_rate = customer_shipped / customer_requested if customer_requested > 0 else 1.0
+        self._culture_kpis()
+
+    def _culture_kpis(self) -> None:
+        teams = self.teams
         self.mean_knowledge = line_sum(np.array([tm.knowledge for tm in teams])) / len(teams)
-        self.code_knowledge = 1.0
-        self.mean_maturity = cfg.management.initial_maturity
+        self.code_knowledge = cult.knowledge(self.code, self.reality) if self.cfg.culture.enabled else 1.0
+        self.mean_maturity = line_sum(np.array([tm.maturity for tm in teams])) / len(teams)
 
     def dormant(self) -> None:
-        """An insolvent firm: no operations, no flows, stocks frozen."""
+        """An insolvent firm: no operations, no flows, no learning, stocks frozen."""
         for team in self.teams:
             team.received = team.shipped = team.order = team.cost = team.requested = 0.0
+            team.material_cost = 0.0
         self.demand_total = line_sum(np.array([self.demand[i] for i in self.net.sales_teams]))
         self.revenue = self.operating_cost = self.ebitda = self.free_cash_flow = 0.0
-        self.net_financing = self.interest = 0.0
+        self.net_financing = self.interest = self.programme_cost = 0.0
         self.cash_start = self.cash
         self.fill_rate = 0.0 if self.demand_total > 0 else 1.0
 
@@ -368,9 +572,7 @@ class Firm(mesa.Model):
         self.inventory_units = float(sum(t.inventory for t in self.teams))
         self.backlog_units = 0.0
         self.fill_rate = 1.0
-        self.mean_knowledge = 1.0
-        self.code_knowledge = 1.0
-        self.mean_maturity = self.cfg.management.initial_maturity
+        self._culture_kpis()
 
 
 #: model attribute collected for each KPI column
@@ -393,6 +595,7 @@ _KPI_ATTRS = (
     "code_knowledge",
     "mean_maturity",
     "solvent",
+    "programme_cost",
 )
 _TEAM_ATTRS = ("inventory", "backlog", "order", "received", "shipped", "cost", "knowledge")
 
@@ -404,7 +607,7 @@ def run_firm(cfg: Config, index: int, key: int | None = None) -> tuple[dict, dic
         firm.step()
     kp = firm.datacollector.get_model_vars_dataframe()
     kpis = {k: kp[k].to_numpy() for k in _KPI_ATTRS}
-    ag = firm.datacollector.get_agent_vars_dataframe()
+    ag = firm.datacollector.get_agent_vars_dataframe().sort_index()
     n = firm.net.n_teams
     teams = {k: ag[k].to_numpy().reshape(cfg.periods, n) for k in _TEAM_ATTRS}
     return kpis, teams

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import Config
+from .management import LOCAL_METRIC, METRICS
 
 __all__ = ["Network", "build_network"]
 
@@ -40,6 +41,11 @@ class Network:
     backlog_cost: np.ndarray
     unit_cost: np.ndarray
     fixed_cost: np.ndarray
+    steady_cost: np.ndarray  # operating cost per period at the steady state (incl. material)
+    metric: np.ndarray  # code of each team's local metric (orgsim.management.METRICS)
+    metric_scale: np.ndarray  # capacity, or throughput when uncapacitated (for utilisation)
+    metric_target: np.ndarray  # the local metric's value at the steady state
+    unit_margin: float  # price minus material and processing costs along a path, per unit
 
     @property
     def n_teams(self) -> int:
@@ -106,6 +112,28 @@ def build_network(cfg: Config) -> Network:
     def per_team(values):
         return np.array([values[k] for k in stage], dtype=np.float64)
 
+    holding, backlog_cost = per_team(cost.holding), per_team(cost.backlog)
+    unit_cost, fixed_cost = per_team(cost.unit), per_team(cost.fixed)
+    top = supplier < 0
+    steady = (
+        holding * inv0 + unit_cost * throughput + fixed_cost + np.where(top, cost.material * throughput, 0.0)
+    )
+    metric = np.array(
+        [METRICS[LOCAL_METRIC.get(r, "holding_backlog_cost")][0] for r in roles], dtype=np.int64
+    )
+    scale = np.where(np.isfinite(cap), cap, throughput)
+    target = np.empty(n)
+    for i in range(n):
+        if metric[i] == 0:  # fill rate
+            target[i] = 1.0
+        elif metric[i] == 1:  # utilisation
+            target[i] = throughput[i] / scale[i] if scale[i] > 0 else 0.0
+        elif metric[i] == 2:  # unit cost
+            target[i] = steady[i] / throughput[i] if throughput[i] > 0 else steady[i]
+        else:  # holding and backlog cost
+            target[i] = holding[i] * inv0[i]
+    margin = cfg.finance.price - cost.material - sum(cost.unit)
+
     return Network(
         names=tuple(names),
         roles=tuple(roles),
@@ -122,8 +150,13 @@ def build_network(cfg: Config) -> Network:
         initial_inventory=inv0,
         s_prime=s_prime,
         cover=cover,
-        holding=per_team(cost.holding),
-        backlog_cost=per_team(cost.backlog),
-        unit_cost=per_team(cost.unit),
-        fixed_cost=per_team(cost.fixed),
+        holding=holding,
+        backlog_cost=backlog_cost,
+        unit_cost=unit_cost,
+        fixed_cost=fixed_cost,
+        steady_cost=steady,
+        metric=metric,
+        metric_scale=scale,
+        metric_target=target,
+        unit_margin=float(margin),
     )

@@ -42,7 +42,7 @@ KPI_COLUMNS = (
     "solvent",
 )
 #: extra KPI columns kept after the contract's (needed to check cash conservation)
-KPI_EXTRA = ("cash_start", "net_financing", "interest")
+KPI_EXTRA = ("cash_start", "net_financing", "interest", "programme_cost")
 TEAM_COLUMNS = (
     "org",
     "period",
