@@ -499,7 +499,7 @@ class Firm(mesa.Model):
 
     def settle(self, t: int) -> None:
         """Revenue, costs and financing of period ``t``; insolvency is absorbing."""
-        cfg, f, net = self.cfg, self.cfg.finance, self.net
+        f, net = self.cfg.finance, self.net
         teams = self.teams
         sales = [teams[i] for i in net.sales_teams]
         customer_shipped = line_sum(np.array([tm.shipped for tm in sales]))

@@ -138,7 +138,7 @@ def mature(maturity, rate):
 def select_top(scores, share, out):
     """Mark in ``out`` the ceil(share·n) highest ``scores`` (ties: lower index first)."""
     n = scores.shape[0]
-    k = int(math.ceil(share * n - 1e-9))
+    k = int(math.ceil(share * n - 1e-9))  # noqa: RUF046 - an int for Numba
     if k < 1:
         k = 1
     for i in range(n):
