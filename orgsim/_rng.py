@@ -38,28 +38,39 @@ def _mix(z):
 
 
 @njit(cache=True)
-def hash64(key, stream, team, period, k):
-    """64-bit hash of the draw's coordinates (all non-negative integers)."""
+def stream_base(key, stream, team, period):
+    """The hash prefix of all draws of one (key, stream, team, period); hoist it out of loops."""
     h = _mix(np.uint64(key) + _GAMMA)
     h = _mix(h + np.uint64(stream) * _GAMMA)
     h = _mix(h + np.uint64(team) * _GAMMA + np.uint64(1))
-    h = _mix(h + np.uint64(period) * _GAMMA + np.uint64(2))
-    h = _mix(h + np.uint64(k) * _GAMMA + np.uint64(3))
-    return h
+    return _mix(h + np.uint64(period) * _GAMMA + np.uint64(2))
+
+
+@njit(cache=True)
+def uniform_at(base, k):
+    """Draw ``k`` of the stream whose prefix is ``base``: U[0, 1) with 53 random bits."""
+    h = _mix(base + np.uint64(k) * _GAMMA + np.uint64(3))
+    return float(h >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True)
+def normal_at(base, k):
+    """Standard normal by Box–Muller from draws ``2k`` and ``2k + 1`` of a stream."""
+    u1 = 1.0 - uniform_at(base, 2 * k)  # in (0, 1]
+    u2 = uniform_at(base, 2 * k + 1)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
 @njit(cache=True)
 def uniform(key, stream, team, period, k):
-    """U[0, 1) with 53 random bits."""
-    return float(hash64(key, stream, team, period, k) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    """U[0, 1) for the draw at coordinates (key, stream, team, period, k)."""
+    return uniform_at(stream_base(key, stream, team, period), k)
 
 
 @njit(cache=True)
 def normal(key, stream, team, period, k):
-    """Standard normal by Box–Muller from draws ``2k`` and ``2k + 1``."""
-    u1 = 1.0 - uniform(key, stream, team, period, 2 * k)  # in (0, 1]
-    u2 = uniform(key, stream, team, period, 2 * k + 1)
-    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+    """Standard normal for the draw at coordinates (key, stream, team, period, k)."""
+    return normal_at(stream_base(key, stream, team, period), k)
 
 
 def as_seed_sequence(seed) -> np.random.SeedSequence:

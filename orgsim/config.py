@@ -376,6 +376,7 @@ class CultureConfig:
     p3: float = 0.0
     p4: float = 0.0
     burn_in: int = 0
+    every: int = 1
     superior: str = "performance"
     superior_share: float = 0.3
     beta_sensitivity: float = 0.5
@@ -389,6 +390,7 @@ class CultureConfig:
         for p in ("p1", "p2", "p3", "p4"):
             _set(self, p, _num(f"culture.{p}", getattr(self, p), lo=0, hi=1))
         _set(self, "burn_in", _num("culture.burn_in", self.burn_in, lo=0, hi=10_000, integer=True))
+        _set(self, "every", _num("culture.every", self.every, lo=1, hi=520, integer=True))
         _choice("culture.superior", self.superior, ("performance", "score"))
         _set(
             self,

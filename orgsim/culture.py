@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from ._rng import uniform
+from ._rng import stream_base, uniform, uniform_at
 
 __all__ = [
     "act",
@@ -78,9 +78,10 @@ def init_reality(reality, key):
 def init_beliefs(beliefs, key, team):
     """Naive beliefs of every member of ``team`` (drawn at period 0)."""
     members, m = beliefs.shape
+    base = stream_base(key, NAIVE, team, 0)
     for i in range(members):
         for d in range(m):
-            beliefs[i, d] = _trit(uniform(key, NAIVE, team, 0, i * m + d))
+            beliefs[i, d] = _trit(uniform_at(base, i * m + d))
 
 
 @njit(cache=True)
@@ -114,10 +115,12 @@ def turnover(beliefs, p3, key, team, t):
     if p3 <= 0.0:
         return
     members, m = beliefs.shape
+    leave = stream_base(key, TURNOVER, team, t)
+    naive = stream_base(key, NAIVE, team, t)
     for i in range(members):
-        if uniform(key, TURNOVER, team, t, i) < p3:
+        if uniform_at(leave, i) < p3:
             for d in range(m):
-                beliefs[i, d] = _trit(uniform(key, NAIVE, team, t, i * m + d))
+                beliefs[i, d] = _trit(uniform_at(naive, i * m + d))
 
 
 @njit(cache=True)
@@ -125,8 +128,9 @@ def turbulence(reality, p4, key, t):
     """Flip each dimension of reality with probability p4."""
     if p4 <= 0.0:
         return
+    base = stream_base(key, TURBULENCE, 0, t)
     for d in range(reality.shape[0]):
-        if uniform(key, TURBULENCE, 0, t, d) < p4:
+        if uniform_at(base, d) < p4:
             reality[d] = -reality[d]
 
 
@@ -135,12 +139,13 @@ def act(beliefs, reality, key, team, t, actions, performance):
     """Members act on their beliefs (a fair coin where a belief is 0); fill ``actions`` and
     ``performance`` (Σ action·reality per member)."""
     members, m = beliefs.shape
+    base = stream_base(key, ACT, team, t)
     for i in range(members):
         score = 0
         for d in range(m):
             b = beliefs[i, d]
             if b == 0:
-                b = 1 if uniform(key, ACT, team, t, i * m + d) < 0.5 else -1
+                b = 1 if uniform_at(base, i * m + d) < 0.5 else -1
             actions[i, d] = b
             score += b * reality[d]
         performance[i] = score
@@ -152,10 +157,11 @@ def socialise(beliefs, code, p1, key, team, t):
     if p1 <= 0.0:
         return
     members, m = beliefs.shape
+    base = stream_base(key, SOCIALISE, team, t)
     for i in range(members):
         for d in range(m):
             c = code[d]
-            if c != 0 and beliefs[i, d] != c and uniform(key, SOCIALISE, team, t, i * m + d) < p1:
+            if c != 0 and beliefs[i, d] != c and uniform_at(base, i * m + d) < p1:
                 beliefs[i, d] += c  # −1 → 0 → +1 (or the reverse): one step toward the code
 
 
@@ -176,13 +182,14 @@ def tally_actions(actions, superior, plus, minus):
 def code_learn(code, plus, minus, p2, key, t):
     """The code adopts a differing strict majority with probability 1 − (1 − p2)^k."""
     changed = 0
+    base = stream_base(key, CODE, 0, t)
     for d in range(code.shape[0]):
         k = plus[d] - minus[d]
         majority = 1 if k > 0 else -1
         if k < 0:
             k = -k
         if k > 0 and code[d] != majority:
-            if uniform(key, CODE, 0, t, d) >= (1.0 - p2) ** k:
+            if uniform_at(base, d) >= (1.0 - p2) ** k:
                 code[d] = majority
                 changed += 1
     return changed

@@ -115,6 +115,7 @@ class Team(mesa.Agent):
         self.steady_cost = float(net.steady_cost[index])
         self.local_ring = np.zeros(mg.score_window)
         self.firm_ring = np.zeros(mg.score_window)
+        self.local_sum = self.firm_sum = 0.0
         self.mean_local = self.mean_firm = self.score = 1.0
         self.score_prev = -np.inf
         self.direction = 1.0 if _rng.uniform(model.key, _rng.MANAGEMENT, index, 0, 0) < 0.5 else -1.0
@@ -252,11 +253,13 @@ class Team(mesa.Agent):
         )
         w = len(self.local_ring)
         pos = (t - 1) % w
+        self.local_sum += local - self.local_ring[pos]  # running window sums
+        self.firm_sum += firm - self.firm_ring[pos]
         self.local_ring[pos] = local
         self.firm_ring[pos] = firm
         count = min(t, w)
-        self.mean_local = line_sum(self.local_ring) / count
-        self.mean_firm = line_sum(self.firm_ring) / count
+        self.mean_local = self.local_sum / count
+        self.mean_firm = self.firm_sum / count
         self.score = rule.score(self.mean_local, self.mean_firm, weight)
         h = self.history
         h[rule.metric].append(value)
@@ -424,6 +427,7 @@ class Firm(mesa.Model):
             self.manage(t)
             self.settle(t)
             self.learn(t)
+            self._culture_kpis()
         else:
             self.dormant()
         self.datacollector.collect(self)
@@ -464,7 +468,7 @@ class Firm(mesa.Model):
     def learn(self, t: int) -> None:
         """One period of March's culture dynamics (after the burn-in periods)."""
         cu, mg = self.cfg.culture, self.cfg.management
-        if cu.enabled:
+        if cu.enabled and t % cu.every == 0:
             p1 = min(1.0, cu.p1 + mg.socialisation_boost * self.alignment)
             self.culture_step(cu.burn_in + t, p1, by_score=cu.superior == "score")
             self.update_knowledge()
@@ -544,7 +548,6 @@ class Firm(mesa.Model):
         self.inventory_units = line_sum(np.array([tm.inventory for tm in teams]))
         self.backlog_units = line_sum(np.array([tm.backlog for tm in teams]))
         self.fill_rate = customer_shipped / customer_requested if customer_requested > 0 else 1.0
-        self._culture_kpis()
 
     def _culture_kpis(self) -> None:
         teams = self.teams

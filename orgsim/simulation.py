@@ -71,13 +71,32 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def _firm_configs(cfg: Config, params) -> list[Config] | None:
+    """One validated config per row of ``params`` (columns are dotted config keys)."""
+    if params is None:
+        return None
+    if not isinstance(params, pd.DataFrame):
+        params = pd.DataFrame(params)
+    if len(params) == 0:
+        raise ConfigError("params has 0 rows, must have one row per firm")
+    base = cfg.replace(n_orgs=len(params))
+    out = []
+    records = params.to_dict(orient="records")
+    for row in records:
+        changes = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+        out.append(base.replace(**changes) if changes else base)
+    return out
+
+
 def simulate(
     cfg: Config,
     engine: str | None = None,
     *,
     seed=None,
+    params: pd.DataFrame | None = None,
     teams: bool = True,
     progress: bool = False,
+    chunk: int | None = None,
 ) -> SimulationResult:
     """Simulate ``cfg.n_orgs`` firms for ``cfg.periods`` periods.
 
@@ -86,14 +105,23 @@ def simulate(
     cfg : Config
         A validated configuration (see :func:`orgsim.compose`).
     engine : {"mesa", "numba"}, optional
-        Overrides ``cfg.engine``.
+        Overrides ``cfg.engine``. Both give the same numbers; ``numba`` is the fast one.
     seed : int, SeedSequence or Generator, optional
         Overrides ``cfg.seed`` (SPEC 7). Firm ``i`` draws from a stream derived from the seed
         and ``i`` only, so it follows the same path alone or in any population.
+    params : pandas.DataFrame, optional
+        One row per firm, columns named by dotted config keys (``"policy.theta"``,
+        ``"demand.cv"``, ...): firm ``i`` runs with ``cfg`` changed by row ``i`` (validated).
+        ``n_orgs`` becomes the number of rows. With ``engine="numba"`` the whole population is
+        one kernel call; keys that fix array shapes (``orgsim.engine_numba.STRUCTURAL``) must
+        not vary.
     teams : bool
-        Keep team-level records (``result.teams``).
+        Keep team-level records (``result.teams``); memory grows with firms × periods × teams.
     progress : bool
-        Show a progress bar over firms.
+        Show a progress bar.
+    chunk : int, optional
+        Firms per kernel call for the numba engine (default: all, or ~2 s worth with
+        ``progress``); results do not depend on it.
 
     Returns
     -------
@@ -104,7 +132,7 @@ def simulate(
     >>> import orgsim
     >>> res = orgsim.simulate(orgsim.compose(["scenario=beer_game"]))
     >>> float(res.teams.cost.sum())
-    2040.0
+    2694.0
     """
     if not isinstance(cfg, Config):
         raise TypeError(f"cfg must be an orgsim Config, got {type(cfg).__name__}")
@@ -115,27 +143,56 @@ def simulate(
         raise ConfigError(f"engine == {engine!r}, must be one of 'mesa', 'numba'")
     if engine != cfg.engine:
         cfg = cfg.replace(engine=engine)
+    configs = _firm_configs(cfg, params)
+    if configs is not None:
+        cfg = (
+            configs[0].replace(n_orgs=len(configs))
+            if params.shape[1] == 0
+            else cfg.replace(n_orgs=len(configs))
+        )
+    n = cfg.n_orgs
+    keys = _rng.firm_keys(cfg.seed, range(n))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc=f"firms ({engine})", unit="firm")
     start = time.perf_counter()
-    if engine == "mesa":
-        from .engine_mesa import run_firm
+    try:
+        if engine == "mesa":
+            from .engine_mesa import run_firm
 
-        keys = _rng.firm_keys(cfg.seed, range(cfg.n_orgs))
-        iterator = range(cfg.n_orgs)
-        if progress:
-            from tqdm.auto import tqdm
+            kpi_parts, team_parts = [], []
+            for i in range(n):
+                k, tm = run_firm(configs[i] if configs else cfg, i, keys[i])
+                kpi_parts.append(k)
+                if teams:
+                    team_parts.append(tm)
+                if bar is not None:
+                    bar.update(1)
+            kpis = {c: np.stack([p[c] for p in kpi_parts]) for c in kpi_parts[0]}
+            team_arrays = {c: np.stack([p[c] for p in team_parts]) for c in team_parts[0]} if teams else None
+        else:
+            from . import engine_numba
 
-            iterator = tqdm(iterator, desc="firms", unit="firm")
-        kpi_parts, team_parts = [], []
-        for i in iterator:
-            k, tm = run_firm(cfg, i, keys[i])
-            kpi_parts.append(k)
-            team_parts.append(tm)
-        kpis = {c: np.stack([p[c] for p in kpi_parts]) for c in kpi_parts[0]}
-        team_arrays = {c: np.stack([p[c] for p in team_parts]) for c in team_parts[0]} if teams else None
-    else:  # pragma: no cover - until the batch engine lands
-        raise ConfigError("engine == 'numba' is not available yet, must be 'mesa'")
+            packed = engine_numba.pack(configs or [cfg])
+            rows = np.arange(n) if configs else np.zeros(n, dtype=np.int64)
+            if chunk is None and bar is not None:
+                chunk = max(1, min(n, 2_000_000 // max(1, cfg.periods * packed["TP"].shape[1])))
+            k_arr, t_arr = engine_numba.run(
+                packed, keys, rows, teams=teams, chunk=chunk, progress=None if bar is None else bar.update
+            )
+            kpis = {name: k_arr[:, :, j] for j, name in enumerate(engine_numba.KPI_FIELDS)}
+            team_arrays = (
+                {name: t_arr[:, :, :, j] for j, name in enumerate(engine_numba.TEAM_FIELDS)}
+                if teams
+                else None
+            )
+    finally:
+        if bar is not None:
+            bar.close()
     wall = time.perf_counter() - start
-    return SimulationResult(cfg, kpis, team_arrays, engine=engine, wall_time=wall)
+    return SimulationResult(cfg, kpis, team_arrays, engine=engine, wall_time=wall, params=params)
 
 
 class SimulationResult:
@@ -152,9 +209,17 @@ class SimulationResult:
     """
 
     def __init__(
-        self, config: Config, kpi_arrays: dict, team_arrays: dict | None, *, engine: str, wall_time: float
+        self,
+        config: Config,
+        kpi_arrays: dict,
+        team_arrays: dict | None,
+        *,
+        engine: str,
+        wall_time: float,
+        params: pd.DataFrame | None = None,
     ):
         self.config = config
+        self.params = None if params is None else pd.DataFrame(params).reset_index(drop=True)
         self.engine = engine
         self.seed = config.seed
         self.wall_time = wall_time
@@ -190,6 +255,9 @@ class SimulationResult:
             df[col] = values.astype(bool) if col == "solvent" else values.astype(float)
         for col in KPI_EXTRA:
             df[col] = a[col].reshape(-1).astype(float)
+        if self.params is not None:  # each firm's own parameter values, for calibration
+            for col in self.params.columns:
+                df[col] = np.repeat(self.params[col].to_numpy(), t)
         return df
 
     @cached_property
@@ -266,6 +334,7 @@ class SimulationResult:
             "wall_time_s": self.wall_time,
             "team_periods": self.team_periods,
             "team_periods_per_second": self.team_periods_per_second,
+            "params": None if self.params is None else self.params.to_dict(orient="list"),
         }
 
     def to_parquet(self, directory: str | os.PathLike, *, teams: bool = True) -> dict[str, Path]:
