@@ -370,14 +370,15 @@ def run(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Simulate the firms whose parameter rows are ``rows`` with random keys ``keys``.
 
-    Returns KPI ``[firm, period, field]`` and, if ``teams``, ``[firm, period, team, field]``.
+    Returns KPIs ``[field, firm, period]`` and, if ``teams``, ``[field, firm, period, team]``
+    (field-major, so each field is one contiguous block that pandas can wrap without a copy).
     Firms are run ``chunk`` at a time (results do not depend on the chunking).
     """
     n_firms = len(rows)
     periods = int(packed["sizes"][0])
     n_teams = packed["TP"].shape[1]
-    kpis = np.empty((n_firms, periods, len(KPI_FIELDS)))
-    team_out = np.empty((n_firms, periods, n_teams, len(TEAM_FIELDS)) if teams else (n_firms, 0, 0, 0))
+    kpis = np.empty((len(KPI_FIELDS), n_firms, periods))
+    team_out = np.empty((len(TEAM_FIELDS), n_firms, periods, n_teams) if teams else (0, n_firms, 0, 0))
     chunk = n_firms if not chunk else max(1, int(chunk))
     for lo in range(0, n_firms, chunk):
         hi = min(n_firms, lo + chunk)
@@ -395,8 +396,8 @@ def run(
             packed["lead_time"],
             packed["sizes"],
             teams,
-            kpis[lo:hi],
-            team_out[lo:hi],
+            kpis[:, lo:hi],
+            team_out[:, lo:hi],
         )
         if progress is not None:
             progress(hi - lo)
@@ -436,8 +437,8 @@ def _run_population(
             lead_time,
             sizes,
             keep_teams,
-            kpis[f],
-            team_out[f],
+            kpis[:, f],
+            team_out[:, f],
         )
 
 
@@ -859,33 +860,31 @@ def _simulate_firm(
             revenue = operating_cost = ebitda = fcf = net_fin = interest = programme_cost = 0.0
             cash_start = cash
             fill_rate = 0.0 if demand_total > 0 else 1.0
-        row_out = kout[t - 1]
-        row_out[0] = demand_total
-        row_out[1] = revenue
-        row_out[2] = operating_cost
-        row_out[3] = ebitda
-        row_out[4] = fcf
-        row_out[5] = net_fin
-        row_out[6] = interest
-        row_out[7] = cash_start
-        row_out[8] = cash
-        row_out[9] = debt
-        row_out[10] = limit - debt
-        row_out[11] = inventory_units
-        row_out[12] = backlog_units
-        row_out[13] = fill_rate
-        row_out[14] = mean_k
-        row_out[15] = cult.knowledge(code, reality) if culture_on else 1.0
-        row_out[16] = mean_m
-        row_out[17] = 1.0 if solvent else 0.0
-        row_out[18] = programme_cost
+        kout[0, t - 1] = demand_total
+        kout[1, t - 1] = revenue
+        kout[2, t - 1] = operating_cost
+        kout[3, t - 1] = ebitda
+        kout[4, t - 1] = fcf
+        kout[5, t - 1] = net_fin
+        kout[6, t - 1] = interest
+        kout[7, t - 1] = cash_start
+        kout[8, t - 1] = cash
+        kout[9, t - 1] = debt
+        kout[10, t - 1] = limit - debt
+        kout[11, t - 1] = inventory_units
+        kout[12, t - 1] = backlog_units
+        kout[13, t - 1] = fill_rate
+        kout[14, t - 1] = mean_k
+        kout[15, t - 1] = cult.knowledge(code, reality) if culture_on else 1.0
+        kout[16, t - 1] = mean_m
+        kout[17, t - 1] = 1.0 if solvent else 0.0
+        kout[18, t - 1] = programme_cost
         if keep_teams:
             for i in range(n):
-                tr = tout[t - 1, i]
-                tr[0] = inventory[i]
-                tr[1] = backlog[i]
-                tr[2] = order[i]
-                tr[3] = received[i]
-                tr[4] = shipped[i]
-                tr[5] = cost[i]
-                tr[6] = knowledge[i]
+                tout[0, t - 1, i] = inventory[i]
+                tout[1, t - 1, i] = backlog[i]
+                tout[2, t - 1, i] = order[i]
+                tout[3, t - 1, i] = received[i]
+                tout[4, t - 1, i] = shipped[i]
+                tout[5, t - 1, i] = cost[i]
+                tout[6, t - 1, i] = knowledge[i]

@@ -182,11 +182,9 @@ def simulate(
             k_arr, t_arr = engine_numba.run(
                 packed, keys, rows, teams=teams, chunk=chunk, progress=None if bar is None else bar.update
             )
-            kpis = {name: k_arr[:, :, j] for j, name in enumerate(engine_numba.KPI_FIELDS)}
+            kpis = {name: k_arr[j] for j, name in enumerate(engine_numba.KPI_FIELDS)}
             team_arrays = (
-                {name: t_arr[:, :, :, j] for j, name in enumerate(engine_numba.TEAM_FIELDS)}
-                if teams
-                else None
+                {name: t_arr[j] for j, name in enumerate(engine_numba.TEAM_FIELDS)} if teams else None
             )
     finally:
         if bar is not None:
@@ -238,47 +236,48 @@ class SimulationResult:
 
     @cached_property
     def kpis(self) -> pd.DataFrame:
+        """One row per firm and period: the contract's KPI columns, then extras."""
         cfg = self.config
         n, t = cfg.n_orgs, cfg.periods
         a = self.kpi_arrays
-        df = pd.DataFrame(
-            {
-                "org": np.repeat(np.arange(n, dtype=np.int64), t),
-                "period": np.tile(np.arange(1, t + 1, dtype=np.int64), n),
-                "strategy": pd.Categorical([cfg.strategy.name] * (n * t)),
-                "family": pd.Categorical([cfg.strategy.family] * (n * t)),
-                "demand": a["demand_total"].reshape(-1).astype(float),
-            }
-        )
+
+        def flat(name):  # a view when the engine's array is contiguous (no copy)
+            return np.ascontiguousarray(a[name], dtype=np.float64).reshape(-1)
+
+        cols = {
+            "org": np.repeat(np.arange(n, dtype=np.int64), t),
+            "period": np.tile(np.arange(1, t + 1, dtype=np.int64), n),
+            "strategy": pd.Categorical.from_codes(np.zeros(n * t, dtype=np.int8), [cfg.strategy.name]),
+            "family": pd.Categorical.from_codes(np.zeros(n * t, dtype=np.int8), [cfg.strategy.family]),
+            "demand": flat("demand_total"),
+        }
         for col in KPI_COLUMNS[5:]:
-            values = a[col].reshape(-1)
-            df[col] = values.astype(bool) if col == "solvent" else values.astype(float)
+            cols[col] = flat(col) != 0.0 if col == "solvent" else flat(col)
         for col in KPI_EXTRA:
-            df[col] = a[col].reshape(-1).astype(float)
+            cols[col] = flat(col)
         if self.params is not None:  # each firm's own parameter values, for calibration
             for col in self.params.columns:
-                df[col] = np.repeat(self.params[col].to_numpy(), t)
-        return df
+                cols[col] = np.repeat(self.params[col].to_numpy(), t)
+        return pd.DataFrame(cols, copy=False)
 
     @cached_property
     def teams(self) -> pd.DataFrame:
+        """One row per firm, period and team (empty if team records were not kept)."""
         cfg, net = self.config, self.network
         if self.team_arrays is None:
             return pd.DataFrame({c: [] for c in TEAM_COLUMNS})
         n, t, m = cfg.n_orgs, cfg.periods, net.n_teams
         a = self.team_arrays
-        df = pd.DataFrame(
-            {
-                "org": np.repeat(np.arange(n, dtype=np.int64), t * m),
-                "period": np.tile(np.repeat(np.arange(1, t + 1, dtype=np.int64), m), n),
-                "team": pd.Categorical(np.tile(np.array(net.names), n * t), categories=list(net.names)),
-                "stage": np.tile(net.stage, n * t),
-                "role": pd.Categorical(np.tile(np.array(net.roles), n * t)),
-            }
-        )
+        cols = {
+            "org": np.repeat(np.arange(n, dtype=np.int64), t * m),
+            "period": np.tile(np.repeat(np.arange(1, t + 1, dtype=np.int64), m), n),
+            "team": pd.Categorical.from_codes(np.tile(np.arange(m, dtype=np.int16), n * t), list(net.names)),
+            "stage": np.tile(net.stage, n * t),
+            "role": pd.Categorical(np.tile(np.array(net.roles), n * t)),
+        }
         for col in TEAM_COLUMNS[5:]:
-            df[col] = a[col].reshape(-1).astype(float)
-        return df
+            cols[col] = np.ascontiguousarray(a[col], dtype=np.float64).reshape(-1)
+        return pd.DataFrame(cols, copy=False)
 
     # -- summaries -------------------------------------------------------------------------
     def final(self) -> pd.DataFrame:

@@ -1,0 +1,163 @@
+"""The Numba engine: equivalence with the Mesa engine, and invariance of its random streams.
+
+Equivalence runs every scenario × strategy × environment of ``conf/`` on both engines (2 firms,
+40 periods) and requires every KPI and team record to agree to rtol = atol = 1e-9 (issue 4).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numba
+import numpy as np
+import pandas as pd
+import pytest
+
+import orgsim
+from orgsim import engine_numba
+from orgsim._rng import firm_keys
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def _assert_same(a: orgsim.SimulationResult, b: orgsim.SimulationResult, rtol=1e-9, atol=1e-9) -> None:
+    for name in a.kpi_arrays:
+        np.testing.assert_allclose(
+            np.asarray(a.kpi_arrays[name], float),
+            np.asarray(b.kpi_arrays[name], float),
+            rtol=rtol,
+            atol=atol,
+            err_msg=f"KPI {name}",
+        )
+    if a.team_arrays is not None and b.team_arrays is not None:
+        for name in a.team_arrays:
+            np.testing.assert_allclose(
+                a.team_arrays[name], b.team_arrays[name], rtol=rtol, atol=atol, err_msg=f"team {name}"
+            )
+
+
+CELLS = [
+    (scenario, strategy, environment)
+    for scenario in _options("scenario")
+    for strategy in _options("strategy")
+    for environment in _options("environment")
+]
+
+
+@pytest.mark.parametrize(("scenario", "strategy", "environment"), CELLS)
+def test_engines_agree(scenario, strategy, environment):
+    cfg = orgsim.compose(
+        [
+            f"scenario={scenario}",
+            f"strategy={strategy}",
+            f"environment={environment}",
+            "n_orgs=2",
+            "periods=40",
+        ]
+    )
+    mesa = orgsim.simulate(cfg, engine="mesa")
+    fast = orgsim.simulate(cfg, engine="numba")
+    _assert_same(mesa, fast)
+    pd.testing.assert_frame_equal(
+        mesa.kpis.drop(columns=["solvent"]), fast.kpis.drop(columns=["solvent"]), rtol=1e-9, atol=1e-9
+    )
+    assert (mesa.kpis.solvent == fast.kpis.solvent).all()
+
+
+def test_engines_agree_through_insolvency():
+    """A firm that goes insolvent is dormant in both engines from the same period on."""
+    cfg = orgsim.compose(["environment=volatile", "n_orgs=3", "periods=150", "finance.initial_cash=0"])
+    mesa = orgsim.simulate(cfg, engine="mesa")
+    fast = orgsim.simulate(cfg, engine="numba")
+    assert not mesa.kpis.solvent.all(), "the config should drive some firm insolvent"
+    _assert_same(mesa, fast)
+
+
+@pytest.fixture(scope="module")
+def noisy_cfg():
+    return orgsim.compose(["strategy=bso", "environment=volatile", "n_orgs=6", "periods=60"])
+
+
+def test_thread_count_invariance(noisy_cfg):
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = orgsim.simulate(noisy_cfg, engine="numba")
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = orgsim.simulate(noisy_cfg, engine="numba")
+    finally:
+        numba.set_num_threads(before)
+    _assert_same(one, many, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 4])
+def test_chunking_invariance(noisy_cfg, chunk):
+    whole = orgsim.simulate(noisy_cfg, engine="numba")
+    chunked = orgsim.simulate(noisy_cfg, engine="numba", chunk=chunk)
+    _assert_same(whole, chunked, rtol=0, atol=0)
+
+
+def test_firm_alone_equals_firm_in_population(noisy_cfg):
+    """A firm's path depends only on the seed and its index."""
+    pop = orgsim.simulate(noisy_cfg, engine="numba")
+    packed = engine_numba.pack([noisy_cfg])
+    for index in (0, 4):
+        keys = firm_keys(noisy_cfg.seed, [index])
+        kpis, teams = engine_numba.run(packed, keys, np.zeros(1, dtype=np.int64), teams=True)
+        for j, name in enumerate(engine_numba.KPI_FIELDS):
+            np.testing.assert_array_equal(kpis[j, 0], pop.kpi_arrays[name][index], err_msg=name)
+        for j, name in enumerate(engine_numba.TEAM_FIELDS):
+            np.testing.assert_array_equal(teams[j, 0], pop.team_arrays[name][index], err_msg=name)
+
+
+def test_seed_changes_paths(noisy_cfg):
+    a = orgsim.simulate(noisy_cfg, engine="numba", teams=False)
+    b = orgsim.simulate(noisy_cfg, engine="numba", teams=False, seed=noisy_cfg.seed + 1)
+    assert not np.array_equal(a.kpi_arrays["demand_total"], b.kpi_arrays["demand_total"])
+
+
+def test_per_firm_parameters_equal_separate_runs():
+    """``params=`` runs each firm as if alone with its own config (and the Mesa engine agrees)."""
+    base = orgsim.compose(["strategy=bpo_bpm", "environment=volatile", "periods=50"])
+    params = pd.DataFrame(
+        {
+            "policy.theta": [0.1, 0.5, 0.9],
+            "demand.cv": [0.05, 0.2, 0.3],
+            "management.bpo_cost": [0.0, 500.0, 5000.0],
+            "information": ["local", "shared", "local"],
+        }
+    )
+    batch = orgsim.simulate(base, engine="numba", params=params)
+    assert batch.config.n_orgs == 3
+    for i, row in params.iterrows():
+        single = orgsim.simulate(base.replace(n_orgs=i + 1, **row.to_dict()), engine="numba")
+        for name in batch.kpi_arrays:
+            np.testing.assert_array_equal(batch.kpi_arrays[name][i], single.kpi_arrays[name][i], err_msg=name)
+    # the parameter values are carried into the KPI table
+    firm_theta = batch.kpis.groupby("org")["policy.theta"].first().to_numpy()
+    np.testing.assert_array_equal(firm_theta, params["policy.theta"].to_numpy())
+    _assert_same(orgsim.simulate(base, engine="mesa", params=params), batch)
+
+
+def test_structural_parameters_cannot_vary():
+    base = orgsim.compose(["n_orgs=2", "periods=10"])
+    with pytest.raises(orgsim.ConfigError, match=r"network\.lead_time"):
+        orgsim.simulate(base, engine="numba", params=pd.DataFrame({"network.lead_time": [1, 2]}))
+
+
+def test_bad_parameter_row_names_field():
+    base = orgsim.compose(["n_orgs=2", "periods=10"])
+    with pytest.raises(orgsim.ConfigError, match=r"policy\.theta == 3\.0, must be <= 1"):
+        orgsim.simulate(base, engine="numba", params=pd.DataFrame({"policy.theta": [0.2, 3.0]}))
+
+
+def test_kpis_only_by_default_when_teams_false(noisy_cfg):
+    res = orgsim.simulate(noisy_cfg, engine="numba", teams=False)
+    assert res.team_arrays is None
+    assert res.teams.empty
+    assert list(res.kpis.columns[: len(orgsim.KPI_COLUMNS)]) == list(orgsim.KPI_COLUMNS)
+    assert np.isfinite(res.kpis.select_dtypes("number").to_numpy()).all()
