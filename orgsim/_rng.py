@@ -18,12 +18,11 @@ from numba import njit
 DEMAND_NOISE = 1
 DEMAND_SHOCK = 2
 SUPPLY_DISRUPTION = 3
-CULTURE = 4
-TURNOVER = 5
-TURBULENCE = 6
 MANAGEMENT = 7
 FORECAST = 8
 EXECUTION = 9
+COST_SHOCK = 10
+# the culture layer's streams (21-26) are defined in orgsim.culture
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)

@@ -295,11 +295,15 @@ class CostConfig:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SupplyConfig:
-    """Disruptions of the outside source that feeds the top stage."""
+    """Disruptions of the outside source that feeds the top stage, and input-cost shocks
+    (episodes during which the material price is multiplied by 1 + ``cost_shock_size``)."""
 
     disruption_prob: float = 0.0
     disruption_duration: int = 4
     disruption_severity: float = 0.5
+    cost_shock_prob: float = 0.0
+    cost_shock_size: float = 0.0
+    cost_shock_duration: int = 8
 
     def __post_init__(self):
         _set(self, "disruption_prob", _num("supply.disruption_prob", self.disruption_prob, lo=0, hi=1))
@@ -312,6 +316,13 @@ class SupplyConfig:
             self,
             "disruption_severity",
             _num("supply.disruption_severity", self.disruption_severity, lo=0, hi=1),
+        )
+        _set(self, "cost_shock_prob", _num("supply.cost_shock_prob", self.cost_shock_prob, lo=0, hi=1))
+        _set(self, "cost_shock_size", _num("supply.cost_shock_size", self.cost_shock_size, lo=-0.9, hi=5))
+        _set(
+            self,
+            "cost_shock_duration",
+            _num("supply.cost_shock_duration", self.cost_shock_duration, lo=1, integer=True),
         )
 
 

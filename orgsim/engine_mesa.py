@@ -48,6 +48,7 @@ from .network import Network, build_network
 from .operations import (
     allocate,
     anchor_and_adjust,
+    desired_stock,
     finalize_order,
     line_sum,
     push_and_mean,
@@ -80,6 +81,9 @@ class Team(mesa.Agent):
         self.capacity = float(net.capacity[index])
         self.throughput = float(net.throughput[index])
         self.s_prime = float(net.s_prime[index])
+        self.inventory_target = float(net.inventory_target[index])
+        self.supply_line_target = float(net.supply_line_target[index])
+        self.initial_inventory = float(net.initial_inventory[index])
         self.cover = float(net.cover[index])
         self.costs = (
             float(net.holding[index]),
@@ -130,6 +134,20 @@ class Team(mesa.Agent):
             self.actions = np.zeros_like(self.beliefs)
             self.performance = np.zeros(cu.members, dtype=np.int64)
         self.history: dict[str, list[float]] = defaultdict(list)
+
+    def cost_factor(self) -> float:
+        """Multiplier on process and material costs from knowledge and BPO gains."""
+        cu = self.model.cfg.culture
+        return cult.cost_factor(self.quality, cu.cost_sensitivity if cu.enabled else 0.0, self.gain)
+
+    def steady_state_cost(self) -> float:
+        """Cost per period at the initial steady state, with the team's current cost factor."""
+        holding, backlog_cost, unit_cost, fixed = self.costs
+        f = self.cost_factor()
+        cost = team_cost(
+            self.initial_inventory, 0.0, self.throughput, holding, backlog_cost, unit_cost * f, fixed * f
+        )
+        return cost + (self.model.cfg.costs.material * f * self.throughput if self.is_top else 0.0)
 
     @property
     def quality(self) -> float:
@@ -183,7 +201,7 @@ class Team(mesa.Agent):
             unit_cost * factor,
             fixed * factor,
         )
-        self.material_cost = cfg.costs.material * factor * self.received if self.is_top else 0.0
+        self.material_cost = self.model.material_price * factor * self.received if self.is_top else 0.0
         self.cost += self.material_cost
         h = self.history
         h["inventory"].append(self.inventory)
@@ -217,11 +235,12 @@ class Team(mesa.Agent):
             indicated = self.throughput
         else:
             beta = cult.effective_beta(pol.beta, q, cu.beta_sensitivity if cu.enabled else 0.0)
+            desired = desired_stock(self.s_prime, self.inventory_target, self.supply_line_target, beta)
             indicated = anchor_and_adjust(
                 self.expected,
                 self.inventory - self.backlog,
                 supply_line,
-                self.bias * self.s_prime,
+                self.bias * desired,
                 self.cover,
                 pol.alpha_s,
                 beta,
@@ -333,7 +352,9 @@ class Firm(mesa.Model):
         self.demand_history = np.full((cfg.periods + 1, net.sales_teams.size), d.level)
         self.shock_left = 0
         self.disruption_left = 0
+        self.cost_shock_left = 0
         self.disrupted = False
+        self.material_price = cfg.costs.material
         # management state
         self.alignment = 0.0
         self.weight = mg.accountability_weight
@@ -348,9 +369,15 @@ class Firm(mesa.Model):
             self.update_knowledge()
         # finance state
         f = cfg.finance
-        ss = net.steady_state_ebitda(cfg)
-        self.revenue_ss = f.price * float(net.throughput[net.sales_teams].sum())
-        self.material_ss = cfg.costs.material * float(net.throughput[net.top].sum())
+        # the covenant window and payables start at the steady state of the firm as it is
+        # (its knowledge after the burn-in included)
+        self.revenue_ss = f.price * line_sum(np.array([self.teams[i].throughput for i in net.sales_teams]))
+        ss = self.revenue_ss - line_sum(np.array([tm.steady_state_cost() for tm in self.teams]))
+        self.material_ss = line_sum(
+            np.array(
+                [cfg.costs.material * tm.cost_factor() * tm.throughput for tm in self.teams if tm.is_top]
+            )
+        )
         self.receivables = np.full(f.receivable_lag, self.revenue_ss)
         self.payables = np.full(f.payable_lag, self.material_ss)
         self.ebitda_ring = np.full(f.covenant_window, ss)
@@ -380,6 +407,11 @@ class Firm(mesa.Model):
             s.disruption_prob,
             s.disruption_duration,
         )
+        cost_shock, self.cost_shock_left = episode_update(
+            self.cost_shock_left, self.key, _rng.COST_SHOCK, t, s.cost_shock_prob, s.cost_shock_duration
+        )
+        material = self.cfg.costs.material
+        self.material_price = material * (1.0 + s.cost_shock_size) if cost_shock else material
         mean = demand_mean(d.level, d.trend, d.seasonality, d.season_period, d.step_period, d.step_size, t)
         for pos, team in enumerate(net.sales_teams):
             self.noise[pos] = ar1_next(

@@ -42,6 +42,7 @@ from .network import Network, build_network
 from .operations import (
     allocate,
     anchor_and_adjust,
+    desired_stock,
     finalize_order,
     line_sum,
     push_and_mean,
@@ -86,8 +87,8 @@ _P_NAMES = (
     "adapt_every", "adapt_step", "bias_min", "bias_max", "execution_noise", "initial_maturity",
     "bpo_every", "bpo_size", "bpo_cost", "bpo_constraint", "bpo_erosion", "bpm_rate", "bpm_cost",
     "bpm_constraint", "alignment_rate", "alignment_cost", "alignment_weight",
-    "socialisation_boost", "steady_ebitda", "revenue_ss", "material_ss", "unit_margin",
-    "culture_every",
+    "socialisation_boost", "revenue_ss", "unit_margin", "culture_every", "cost_shock_prob",
+    "cost_shock_size", "cost_shock_duration",
 )  # fmt: skip
 P = {name: i for i, name in enumerate(_P_NAMES)}
 # column constants (Numba reads them as compile-time constants)
@@ -153,17 +154,18 @@ _ALIGNMENT_RATE = 58
 _ALIGNMENT_COST = 59
 _ALIGNMENT_WEIGHT = 60
 _SOCIALISATION_BOOST = 61
-_STEADY_EBITDA = 62
-_REVENUE_SS = 63
-_MATERIAL_SS = 64
-_UNIT_MARGIN = 65
-_CULTURE_EVERY = 66
+_REVENUE_SS = 62
+_UNIT_MARGIN = 63
+_CULTURE_EVERY = 64
+_COST_SHOCK_PROB = 65
+_COST_SHOCK_SIZE = 66
+_COST_SHOCK_DURATION = 67
 
 # ---- per-team parameters: column indices of TP ---------------------------------------------
 _T_NAMES = (
     "capacity", "throughput", "s_prime", "cover", "holding", "backlog_cost", "unit_cost",
     "fixed_cost", "initial_inventory", "steady_cost", "metric_target", "metric_scale", "metric",
-    "is_top",
+    "is_top", "inventory_target", "supply_line_target",
 )  # fmt: skip
 T = {name: i for i, name in enumerate(_T_NAMES)}
 _T_CAPACITY = 0
@@ -180,6 +182,8 @@ _T_METRIC_TARGET = 10
 _T_METRIC_SCALE = 11
 _T_METRIC = 12
 _T_IS_TOP = 13
+_T_INVENTORY_TARGET = 14
+_T_SUPPLY_LINE_TARGET = 15
 
 #: config fields that fix array shapes or the network: the same for every firm of a call
 STRUCTURAL = (
@@ -273,11 +277,12 @@ def _firm_vectors(cfg: Config, net: Network) -> tuple[np.ndarray, np.ndarray]:
         "alignment_cost": mg.alignment_cost,
         "alignment_weight": mg.alignment_weight,
         "socialisation_boost": mg.socialisation_boost,
-        "steady_ebitda": net.steady_state_ebitda(cfg),
-        "revenue_ss": f.price * float(net.throughput[net.sales_teams].sum()),
-        "material_ss": c.material * float(net.throughput[net.top].sum()),
+        "revenue_ss": f.price,  # times the sales teams' throughput, summed in the kernel
         "unit_margin": net.unit_margin,
         "culture_every": cu.every,
+        "cost_shock_prob": s.cost_shock_prob,
+        "cost_shock_size": s.cost_shock_size,
+        "cost_shock_duration": s.cost_shock_duration,
     }
     p = np.array([float(values[name]) for name in _P_NAMES], dtype=np.float64)
     tp = np.column_stack(
@@ -296,6 +301,8 @@ def _firm_vectors(cfg: Config, net: Network) -> tuple[np.ndarray, np.ndarray]:
             net.metric_scale,
             net.metric.astype(np.float64),
             (net.supplier < 0).astype(np.float64),
+            net.inventory_target,
+            net.supply_line_target,
         ]
     )
     return p, np.ascontiguousarray(tp, dtype=np.float64)
@@ -554,6 +561,7 @@ def _simulate_firm(
     demand_history = np.full((periods + 1, n_sales), p[_LEVEL])
     shock_left = 0
     disruption_left = 0
+    cost_shock_left = 0
 
     # ---- management and culture state -----------------------------------------------------
     alignment = 0.0
@@ -598,9 +606,30 @@ def _simulate_firm(
 
     # ---- finance state --------------------------------------------------------------------
     fin_on = p[_FINANCE_ENABLED] != 0.0
-    ss = p[_STEADY_EBITDA]
-    receivables = np.full(r_lag, p[_REVENUE_SS])
-    payables = np.full(p_lag, p[_MATERIAL_SS])
+    # the covenant window and payables start at the steady state of the firm as it is (its
+    # knowledge after the burn-in included), as in Firm.__init__
+    thr_sales = 0.0
+    for s_i in range(n_sales):
+        thr_sales += tp[sales[s_i], _T_THROUGHPUT]
+    revenue_ss = p[_REVENUE_SS] * thr_sales
+    steady_total = 0.0
+    material_ss = 0.0
+    for i in range(n):
+        f_i = cult.cost_factor(cult.quality(knowledge[i]), cost_sens, gain[i])
+        thr = tp[i, _T_THROUGHPUT]
+        c_i = team_cost(
+            tp[i, _T_INITIAL_INVENTORY], 0.0, thr, tp[i, _T_HOLDING], tp[i, _T_BACKLOG_COST],
+            tp[i, _T_UNIT_COST] * f_i, tp[i, _T_FIXED_COST] * f_i,
+        )  # fmt: skip
+        c_i = c_i + (p[_MATERIAL] * f_i * thr if supplier[i] < 0 else 0.0)
+        steady_total += c_i
+    for i in range(n):
+        if supplier[i] < 0:
+            f_i = cult.cost_factor(cult.quality(knowledge[i]), cost_sens, gain[i])
+            material_ss += p[_MATERIAL] * f_i * tp[i, _T_THROUGHPUT]
+    ss = revenue_ss - steady_total
+    receivables = np.full(r_lag, revenue_ss)
+    payables = np.full(p_lag, material_ss)
     ebitda_ring = np.full(cov_window, ss)
     trailing = ss * cov_window
     cash = p[_INITIAL_CASH]
@@ -623,6 +652,10 @@ def _simulate_firm(
         disrupted, disruption_left = episode_update(
             disruption_left, key, _rng.SUPPLY_DISRUPTION, t, p[_DISRUPTION_PROB], int(p[_DISRUPTION_DURATION])
         )
+        cost_shock, cost_shock_left = episode_update(
+            cost_shock_left, key, _rng.COST_SHOCK, t, p[_COST_SHOCK_PROB], int(p[_COST_SHOCK_DURATION])
+        )
+        material_price = p[_MATERIAL] * (1.0 + p[_COST_SHOCK_SIZE]) if cost_shock else p[_MATERIAL]
         mean = demand_mean(
             p[_LEVEL], p[_TREND], p[_SEASONALITY], p[_SEASON_PERIOD], p[_STEP_PERIOD], p[_STEP_SIZE], t
         )
@@ -698,7 +731,7 @@ def _simulate_firm(
                     tp[i, _T_UNIT_COST] * factor,
                     tp[i, _T_FIXED_COST] * factor,
                 )
-                material_cost[i] = p[_MATERIAL] * factor * received[i] if supplier[i] < 0 else 0.0
+                material_cost[i] = material_price * factor * received[i] if supplier[i] < 0 else 0.0
                 cost[i] += material_cost[i]
             # ---- 4 advance orders ---------------------------------------------------------
             for i in range(n):
@@ -731,11 +764,14 @@ def _simulate_firm(
                     indicated = tp[i, _T_THROUGHPUT]
                 else:
                     beta = cult.effective_beta(p[_BETA], q, beta_sens)
+                    desired = desired_stock(
+                        tp[i, _T_S_PRIME], tp[i, _T_INVENTORY_TARGET], tp[i, _T_SUPPLY_LINE_TARGET], beta
+                    )
                     indicated = anchor_and_adjust(
                         expected[i],
                         inventory[i] - backlog[i],
                         supply_line,
-                        bias[i] * tp[i, _T_S_PRIME],
+                        bias[i] * desired,
                         tp[i, _T_COVER],
                         p[_ALPHA_S],
                         beta,

@@ -35,7 +35,9 @@ class Network:
     capacity: np.ndarray  # units the team can ship per period (inf = unlimited)
     throughput: np.ndarray  # steady-state units per period through the team
     initial_inventory: np.ndarray
-    s_prime: np.ndarray  # desired stock and supply line S' (units, before cover)
+    s_prime: np.ndarray  # desired stock and supply line S' (units, before cover); NaN = auto
+    inventory_target: np.ndarray  # S* of the auto rule: the initial inventory
+    supply_line_target: np.ndarray  # SL* of the auto rule: the initial supply line
     cover: np.ndarray  # periods of expected demand added to S'
     holding: np.ndarray
     backlog_cost: np.ndarray
@@ -55,15 +57,6 @@ class Network:
     def top(self) -> np.ndarray:
         """Teams supplied by the outside source."""
         return np.flatnonzero(self.supplier < 0)
-
-    def steady_state_ebitda(self, cfg: Config) -> float:
-        """EBITDA per period of the firm at its initial steady state (seeds the covenant window)."""
-        revenue = cfg.finance.price * float(self.throughput[self.sales_teams].sum())
-        costs = (
-            self.holding * self.initial_inventory + self.unit_cost * self.throughput + self.fixed_cost
-        ).sum()
-        material = cfg.costs.material * float(self.throughput[self.top].sum())
-        return float(revenue - costs - material)
 
 
 def build_network(cfg: Config) -> Network:
@@ -99,15 +92,13 @@ def build_network(cfg: Config) -> Network:
     throughput = sub.sum(axis=1).astype(np.float64) * cfg.demand.level
     inv0 = np.array([net.initial_inventory[k] for k in stage], dtype=np.float64)
     cover = np.array([pol.cover[k] for k in stage], dtype=np.float64)
-    s_prime = np.empty(n)
-    for i in range(n):
-        k = stage[i]
-        if pol.s_prime[k] is None:
-            # the S' that makes the initial state an equilibrium: orders equal throughput when
-            # stock is the initial inventory and the supply line holds (od - 1 + lt) periods
-            s_prime[i] = inv0[i] + (od[i] - 1 + lt[i]) * throughput[i] - cover[i] * throughput[i]
-        else:
-            s_prime[i] = pol.s_prime[k]
+    # auto S' (NaN): Sterman's S* + β·SL* with S* the initial inventory and SL* the initial
+    # supply line, less the cover term, so the initial state is an equilibrium
+    s_prime = np.array(
+        [np.nan if pol.s_prime[k] is None else pol.s_prime[k] for k in stage], dtype=np.float64
+    )
+    sl_target = (od - 1 + lt) * throughput
+    inv_target = inv0 - cover * throughput
 
     def per_team(values):
         return np.array([values[k] for k in stage], dtype=np.float64)
@@ -149,6 +140,8 @@ def build_network(cfg: Config) -> Network:
         throughput=throughput,
         initial_inventory=inv0,
         s_prime=s_prime,
+        inventory_target=inv_target,
+        supply_line_target=sl_target,
         cover=cover,
         holding=holding,
         backlog_cost=backlog_cost,

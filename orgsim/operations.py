@@ -22,6 +22,7 @@ from numba import njit
 __all__ = [
     "allocate",
     "anchor_and_adjust",
+    "desired_stock",
     "finalize_order",
     "line_sum",
     "push_and_mean",
@@ -54,6 +55,18 @@ def push_and_mean(window, observed):
     for i in range(p):
         total += window[i]
     return total / p
+
+
+@njit(cache=True)
+def desired_stock(s_prime, inventory_target, supply_line_target, beta):
+    """S': the configured value, or (``s_prime`` NaN) Sterman's S* + β·SL* from the targets.
+
+    With the targets at the initial inventory and supply line, the initial state is an
+    equilibrium for any effective supply-line weight β.
+    """
+    if math.isnan(s_prime):
+        return inventory_target + beta * supply_line_target
+    return s_prime
 
 
 @njit(cache=True)
