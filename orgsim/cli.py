@@ -1,13 +1,27 @@
 """The ``orgsim`` command: a Hydra app that simulates, summarises and writes results.
 
+Every run writes into its Hydra run directory: ``config.yaml`` (the resolved, validated config),
+``kpis.parquet`` (and ``teams.parquet`` with ``output.teams=true``), ``fan_chart.png`` and,
+last, ``meta.json`` — the marker of a complete run. Each file is written to a temporary name and
+renamed, so a killed run leaves no partial file. A sweep (``-m``) puts each run in
+``multirun/<output.name>/<overrides>/``; running the same sweep again skips the runs whose
+``meta.json`` records the same resolved config and computes the rest.
+
 Bad values are caught before Hydra creates any output directory: the command prints one line
-that names the field, its value and what is allowed, and exits with status 2.
+that names the field, its value and what is allowed, and exits with status 2. An output
+directory that cannot be written gives one line and exit status 1; finished runs are kept.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import itertools
+import json
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 from .config import CONF_DIR, ConfigError, compose_dict, config_from_dict, hydra_error_line
@@ -27,7 +41,14 @@ _HYDRA_INFO_FLAGS = {
 }
 
 
-def _sweep_combinations(overrides: list[str]) -> list[list[str]]:
+class OutputError(RuntimeError):
+    """The output directory cannot be written (permissions, full disk, not a directory)."""
+
+
+# --------------------------------------------------------------------------------------------
+# validation before Hydra writes anything
+# --------------------------------------------------------------------------------------------
+def _expand(overrides: list[str]) -> list[list[str]]:
     """Expand sweep overrides (``a=1,2``, ``seed=range(0,3)``) into single-run override lists."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -42,11 +63,51 @@ def _sweep_combinations(overrides: list[str]) -> list[list[str]]:
     return [list(c) for c in itertools.product(*choices)]
 
 
-def validate_overrides(overrides: list[str], multirun: bool) -> None:
-    """Compose and validate every run the command line asks for; raise ConfigError if any is bad."""
+def _hydra_view(overrides: list[str]) -> dict:
+    """The ``hydra`` node composed for these overrides (mode, sweeper params, run dirs)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from .config import register_configs
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    hydra = OmegaConf.to_container(cfg.hydra, resolve=False)
+    hydra["_mode"] = str(cfg.hydra.mode) if cfg.hydra.mode is not None else "RUN"
+    try:
+        hydra["_run_dir"] = str(cfg.hydra.run.dir)
+    except Exception:  # pragma: no cover - ${now:} and friends are resolvable here
+        hydra["_run_dir"] = "."
+    hydra["_sweep_dir"] = str(OmegaConf.select(cfg, "hydra.sweep.dir", default="multirun"))
+    return hydra
+
+
+def validate_overrides(overrides: list[str], multirun: bool) -> dict:
+    """Compose and validate every run the command line asks for; raise ConfigError if any is bad.
+
+    Returns the composed ``hydra`` node (with ``_mode``, ``_run_dir`` and ``_sweep_dir``).
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     user = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
     try:
-        runs = _sweep_combinations(user) if multirun else [user]
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        hydra = _hydra_view([o.input_line for o in parsed if not o.is_sweep_override()])
+    except Exception as exc:
+        raise ConfigError(hydra_error_line(exc)) from None
+    multirun = multirun or "MULTIRUN" in hydra["_mode"]
+    try:
+        if multirun:
+            params = (hydra.get("sweeper") or {}).get("params") or {}
+            given = {o.split("=", 1)[0].lstrip("+~") for o in user}
+            extra = [f"{k}={v}" for k, v in params.items() if k not in given]
+            runs = _expand(user + extra)
+        else:
+            runs = [user]
     except Exception as exc:
         raise ConfigError(hydra_error_line(exc)) from None
     for run in runs:
@@ -55,6 +116,106 @@ def validate_overrides(overrides: list[str], multirun: bool) -> None:
         except Exception as exc:
             raise ConfigError(hydra_error_line(exc)) from None
         config_from_dict(data)
+    hydra["_multirun"] = multirun
+    return hydra
+
+
+def check_writable(directory: str | os.PathLike) -> None:
+    """Raise OutputError unless ``directory`` (or its nearest existing parent) takes a file."""
+    path = Path(directory).absolute()
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(
+            f"output directory {str(path)!r} cannot be created: {str(probe)!r} is not a directory"
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"output directory {str(path)!r} is not writable")
+
+
+# --------------------------------------------------------------------------------------------
+# one run
+# --------------------------------------------------------------------------------------------
+def run_id(config) -> str:
+    """Key of a run: a hash of its resolved config (output options excluded)."""
+    data = config.to_dict()
+    data.pop("output", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=CONF_DIR.parent, capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or "unknown"
+    except Exception:  # pragma: no cover - no git
+        return "unknown"
+
+
+def _typed(config, key: str):
+    """The resolved value behind an override key (a group key gives the option's name)."""
+    obj = config
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    if hasattr(obj, "name") and not isinstance(obj, str):
+        return obj.name
+    return list(obj) if isinstance(obj, tuple) else obj
+
+
+def is_complete(out: Path, rid: str) -> bool:
+    meta = out / "meta.json"
+    if not meta.exists():
+        return False
+    try:
+        info = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return False
+    return info.get("run_id") == rid and all((out / f).exists() for f in info.get("files", []))
+
+
+def describe_os_error(exc: OSError, out: Path) -> str:
+    """One line for a failed write."""
+    reason = (
+        "the disk is full"
+        if exc.errno == errno.ENOSPC
+        else (os.strerror(exc.errno) if exc.errno else str(exc))
+    )
+    return f"cannot write outputs to {str(out)!r}: {reason}"
+
+
+def write_run(result, out: Path, overrides: list[str], *, teams: bool) -> list[str]:
+    """Write one run's files into ``out`` (``meta.json`` last); return the file names."""
+    from omegaconf import OmegaConf
+
+    from .plots import fan_chart
+    from .simulation import atomic_write
+
+    config = result.config
+    rid = run_id(config)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.tmp"):  # left by a run that was killed while writing
+        stale.unlink(missing_ok=True)
+    columns = {"run_id": rid, "scenario": config.scenario.name, "environment": config.environment.name}
+    columns.update({"seed": config.seed, "engine": result.engine})
+    for ov in overrides:
+        key = ov.split("=", 1)[0].lstrip("+~")
+        if key.startswith("hydra") or key in ("strategy", "family") or key in columns:
+            continue
+        try:
+            value = _typed(config, key)
+        except AttributeError:
+            continue
+        columns[key] = json.dumps(value) if isinstance(value, list) else value
+    files = result.to_parquet(out, teams=teams, extra_columns=columns, write_meta=False)
+    atomic_write(out / "config.yaml", lambda p: Path(p).write_text(OmegaConf.to_yaml(config.to_dict())))
+    atomic_write(out / "fan_chart.png", lambda p: fan_chart(result.kpis, p))
+    names = [*(Path(f).name for f in files.values()), "config.yaml", "fan_chart.png"]
+    meta = result.metadata()
+    meta.update(run_id=rid, git_commit=git_commit(), overrides=list(overrides), files=names)
+    atomic_write(out / "meta.json", lambda p: Path(p).write_text(json.dumps(meta, indent=2, sort_keys=True)))
+    return names
 
 
 def _run(cfg) -> None:
@@ -68,13 +229,30 @@ def _run(cfg) -> None:
     logging.getLogger("MESA").setLevel(logging.WARNING)  # Mesa logs every step at INFO
     data = OmegaConf.to_container(cfg, resolve=True)
     data.pop("hydra", None)
-    data.pop("experiment", None)
     config = config_from_dict(data)
-    out = Path(HydraConfig.get().runtime.output_dir)
-    result = simulate(config, progress=sys.stderr.isatty())
-    result.to_parquet(out, teams=config.output.teams)
+    hc = HydraConfig.get()
+    out = Path(hc.runtime.output_dir)
+    overrides = list(hc.overrides.task)
+    rid = run_id(config)
+    if is_complete(out, rid):
+        print(f"skip {out}: already complete (run {rid})")
+        return
+    start = time.perf_counter()
+    result = simulate(config, teams=config.output.teams, progress=sys.stderr.isatty())
+    try:
+        write_run(result, out, overrides, teams=config.output.teams)
+    except OSError as exc:
+        raise OutputError(describe_os_error(exc, out)) from None
     print(result.summary())
-    print(f"outputs: {out}")
+    print(f"outputs: {out} ({time.perf_counter() - start:.1f} s)")
+
+
+def _task(cfg) -> None:
+    try:
+        _run(cfg)
+    except OutputError as exc:
+        print(f"orgsim: error: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,20 +263,20 @@ def main(argv: list[str] | None = None) -> int:
     if not flags & _HYDRA_INFO_FLAGS:
         overrides = [a for a in argv if not a.startswith("-")]
         try:
-            validate_overrides(overrides, multirun)
+            hydra = validate_overrides(overrides, multirun)
+            check_writable(hydra["_sweep_dir"] if hydra["_multirun"] else hydra["_run_dir"])
         except ConfigError as exc:
             print(f"orgsim: error: {exc}", file=sys.stderr)
             return 2
-    import hydra
+        except OutputError as exc:
+            print(f"orgsim: error: {exc}", file=sys.stderr)
+            return 1
+    import hydra as hydra_lib
 
     from .config import register_configs
 
     register_configs()
-    app = hydra.main(
-        version_base="1.3",
-        config_path=str(CONF_DIR),
-        config_name="config",
-    )(_run)
+    app = hydra_lib.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(_task)
     sys.argv = [sys.argv[0], *argv]
     app()
     return 0

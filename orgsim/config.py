@@ -473,15 +473,15 @@ class ManagementConfig:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class OutputConfig:
-    """What a command-line run writes."""
+    """What a command-line run writes: team records (``teams``), and the sweep's name, which
+    names its directory ``multirun/<name>/`` (so a sweep run again finds its finished runs)."""
 
-    teams: bool = True
-    dir: str = "."
+    teams: bool = False
+    name: str = "sweep"
 
     def __post_init__(self):
         _bool("output.teams", self.teams)
-        if not isinstance(self.dir, str) or not self.dir:
-            _fail("output.dir", self.dir, "a non-empty path")
+        _name("output.name", self.name)
 
 
 _SECTIONS: dict[str, type] = {
@@ -712,6 +712,11 @@ def hydra_error_line(exc: BaseException) -> str:
         m = re.search(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", str(err))
         if key and m:
             return f"{key} == {m.group(1)!r}, must be {_OC_TYPES.get(m.group(2), m.group(2))}"
+    for err in chain:  # "Value 'maybe' is not a valid bool (type str)"
+        key = getattr(err, "full_key", None)
+        m = re.search(r"Value '(.*)' is not a valid bool", str(err))
+        if key and m:
+            return f"{key} == {m.group(1)!r}, must be true or false"
     for err in chain:
         m = re.search(r"Could not override '([^']+)'", str(err))
         if m:

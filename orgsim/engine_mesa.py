@@ -44,7 +44,7 @@ from .management import (
     normalised,
     select_top,
 )
-from .network import Network, build_network
+from .network import Network, build_network, metric_target
 from .operations import (
     allocate,
     anchor_and_adjust,
@@ -114,7 +114,13 @@ class Team(mesa.Agent):
         self.material_cost = 0.0
         # management state
         self.accountability = rule
-        self.metric_target = float(net.metric_target[index])
+        self.metric_target = metric_target(  # for the rule's metric, which may not be the role's
+            rule.code,
+            self.throughput,
+            float(net.metric_scale[index]),
+            float(net.steady_cost[index]),
+            float(net.holding[index]) * float(net.initial_inventory[index]),
+        )
         self.metric_scale = float(net.metric_scale[index])
         self.steady_cost = float(net.steady_cost[index])
         self.local_ring = np.zeros(mg.score_window)
@@ -254,8 +260,12 @@ class Team(mesa.Agent):
         self.orders[-1] = self.order
 
     # -- phase 6 ---------------------------------------------------------------------------
-    def assess(self, t: int, weight: float) -> None:
-        """Score the period on the local metric and the firm objective (window means)."""
+    def assess(self, t: int, alignment: float) -> None:
+        """Score the period on the local metric and the firm objective (window means).
+
+        The weight of the firm objective is the rule's own ``w``, moved toward
+        ``management.alignment_weight`` by the culture programme's progress ``alignment``.
+        """
         holding, backlog_cost, _, _ = self.costs
         rule = self.accountability
         value = local_value(
@@ -279,6 +289,8 @@ class Team(mesa.Agent):
         count = min(t, w)
         self.mean_local = self.local_sum / count
         self.mean_firm = self.firm_sum / count
+        target_w = self.model.cfg.management.alignment_weight
+        weight = rule.weight + (target_w - rule.weight) * alignment
         self.score = rule.score(self.mean_local, self.mean_firm, weight)
         h = self.history
         h[rule.metric].append(value)
@@ -357,7 +369,6 @@ class Firm(mesa.Model):
         self.material_price = cfg.costs.material
         # management state
         self.alignment = 0.0
-        self.weight = mg.accountability_weight
         self.programme_cost = 0.0
         # culture state: reality, the code, and a burn-in of learning before operations start
         if cu.enabled:
@@ -471,11 +482,8 @@ class Firm(mesa.Model):
         if mg.alignment_rate > 0.0:
             self.alignment = self.alignment + mg.alignment_rate * (1.0 - self.alignment)
             cost += mg.alignment_cost
-        self.weight = (
-            mg.accountability_weight + (mg.alignment_weight - mg.accountability_weight) * self.alignment
-        )
         for team in teams:
-            team.assess(t, self.weight)
+            team.assess(t, self.alignment)
         for team in teams:
             team.gain = erode(team.gain, mg.bpo_erosion, team.maturity)
         if mg.bpm_rate > 0.0:

@@ -1,10 +1,12 @@
 """Management layer: accountability, adaptation and the management programmes.
 
 **Accountability.** Each team is judged on a local metric that fits its function and on its
-contribution to the firm objective, both normalised so that 1 means "on target" and clipped to
-[0, 2]::
+contribution to the firm objective, both normalised so that 1 means "on target" (the metric's
+steady-state value) and clipped to [0, 2]::
 
-    score = (1 − w) · local + w · firm
+    score = (1 − w_t) · local + w_t · firm,    w_t = w + (w_align − w) · a_t
+
+where w is the rule's weight and a_t the culture programme's progress.
 
 The local metrics (higher or lower is better) are ``fill_rate`` (shipped / requested),
 ``utilisation`` (shipped / capacity), ``unit_cost`` (cost / unit shipped) and
@@ -13,8 +15,10 @@ the unit margin on the backlog it owes (late or lost revenue), against its stead
 
 **Adaptation.** Every ``adapt_every`` periods each team compares its mean score over the last
 ``score_window`` periods with the previous comparison and keeps moving its stock bias ``b``
-(a multiplier on its desired stock S') in the same direction if the score rose, or reverses
-otherwise (win-stay, lose-shift hill climbing): b ← clip(b·exp(±step), b_min, b_max).
+(a multiplier on its desired stock S') in the same direction unless the score fell, in which
+case it reverses (win-stay, lose-shift hill climbing): b ← clip(b·exp(±step), b_min, b_max).
+A metric that saturates (a fill rate of 1 whatever the stock) gives no signal, so the bias
+keeps drifting in its first direction until a worse score turns it.
 
 **Programmes.** BPO: every ``bpo_every`` periods an improvement project (cost ``bpo_cost``) cuts
 the process cost of one team — the one with the worst local score, or the firm's constraint

@@ -59,6 +59,19 @@ class Network:
         return np.flatnonzero(self.supplier < 0)
 
 
+def metric_target(
+    metric: int, throughput: float, scale: float, steady_cost: float, steady_holding: float
+) -> float:
+    """The value of local metric ``metric`` (a code of ``management.METRICS``) at the steady state."""
+    if metric == 0:  # fill rate
+        return 1.0
+    if metric == 1:  # utilisation
+        return throughput / scale if scale > 0 else 0.0
+    if metric == 2:  # unit cost
+        return steady_cost / throughput if throughput > 0 else steady_cost
+    return steady_holding  # holding and backlog cost
+
+
 def build_network(cfg: Config) -> Network:
     net, pol, cost = cfg.network, cfg.policy, cfg.costs
     names, roles, stage, supplier = [], [], [], []
@@ -113,16 +126,18 @@ def build_network(cfg: Config) -> Network:
         [METRICS[LOCAL_METRIC.get(r, "holding_backlog_cost")][0] for r in roles], dtype=np.int64
     )
     scale = np.where(np.isfinite(cap), cap, throughput)
-    target = np.empty(n)
-    for i in range(n):
-        if metric[i] == 0:  # fill rate
-            target[i] = 1.0
-        elif metric[i] == 1:  # utilisation
-            target[i] = throughput[i] / scale[i] if scale[i] > 0 else 0.0
-        elif metric[i] == 2:  # unit cost
-            target[i] = steady[i] / throughput[i] if throughput[i] > 0 else steady[i]
-        else:  # holding and backlog cost
-            target[i] = holding[i] * inv0[i]
+    target = np.array(
+        [
+            metric_target(
+                int(metric[i]),
+                float(throughput[i]),
+                float(scale[i]),
+                float(steady[i]),
+                float(holding[i] * inv0[i]),
+            )
+            for i in range(n)
+        ]
+    )
     margin = cfg.finance.price - cost.material - sum(cost.unit)
 
     return Network(

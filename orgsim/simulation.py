@@ -336,11 +336,19 @@ class SimulationResult:
             "params": None if self.params is None else self.params.to_dict(orient="list"),
         }
 
-    def to_parquet(self, directory: str | os.PathLike, *, teams: bool = True) -> dict[str, Path]:
+    def to_parquet(
+        self,
+        directory: str | os.PathLike,
+        *,
+        teams: bool = True,
+        extra_columns: dict | None = None,
+        write_meta: bool = True,
+    ) -> dict[str, Path]:
         """Write ``kpis.parquet`` (and ``teams.parquet``) and ``meta.json`` into ``directory``.
 
         Each file is written to a temporary name and renamed, so a killed run leaves no partial
         file; the metadata is also embedded in each Parquet file's schema metadata.
+        ``extra_columns`` adds constant columns (run id, overrides) to every table.
         """
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -355,17 +363,22 @@ class SimulationResult:
             frames["teams"] = self.teams
         for name, df in frames.items():
             table = pa.Table.from_pandas(df, preserve_index=False)
+            for col, value in (extra_columns or {}).items():
+                if col not in table.column_names:
+                    table = table.append_column(col, pa.array([value] * table.num_rows))
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"orgsim": meta_bytes})
             path = directory / f"{name}.parquet"
-            _atomic_write(path, lambda p, table=table: pq.write_table(table, p))
+            atomic_write(path, lambda p, table=table: pq.write_table(table, p))
             written[name] = path
-        path = directory / "meta.json"
-        _atomic_write(path, lambda p: Path(p).write_text(json.dumps(meta, indent=2, sort_keys=True)))
-        written["meta"] = path
+        if write_meta:
+            path = directory / "meta.json"
+            atomic_write(path, lambda p: Path(p).write_text(json.dumps(meta, indent=2, sort_keys=True)))
+            written["meta"] = path
         return written
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Write through ``write(tmp_path)`` to a temporary file beside ``path``, then rename."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:

@@ -1,0 +1,132 @@
+"""The results store: every run under a directory as one queryable table.
+
+Each run directory holds ``kpis.parquet`` (one row per firm and period, with the run's id, seed,
+engine, scenario, environment and each override as columns), optionally ``teams.parquet``, and
+``meta.json``. The layout is plain Parquet files in nested directories, so DuckDB (the embedded
+default here), Polars (``pl.scan_parquet("DIR/**/kpis.parquet")``), Dask
+(``dd.read_parquet("DIR/**/kpis.parquet")``) and Spark (``spark.read.parquet`` with
+``recursiveFileLookup``) read it as it is.
+
+Examples
+--------
+>>> import orgsim.results
+>>> con = orgsim.results.open("multirun/strategy_comparison")        # doctest: +SKIP
+>>> con.sql("SELECT strategy, environment, avg(cash) FROM kpis GROUP BY ALL").df()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import builtins
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["load", "main", "open", "summarize"]
+
+
+def _glob(path: Path, name: str) -> str:
+    return str(path / "**" / name).replace("'", "''")
+
+
+def open(path: str | Path):
+    """A DuckDB connection with views ``kpis``, ``teams`` (if any run kept them) and ``runs``.
+
+    ``kpis`` unions every ``kpis.parquet`` under ``path`` (columns matched by name; a run that
+    lacks an override column gets NULL there); ``runs`` has one row per complete run from its
+    ``meta.json`` (run id, seed, engine, wall time, team-periods per second, git commit).
+    """
+    import duckdb
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"results path {str(path)!r} does not exist")
+    con = duckdb.connect()
+    if not any(path.rglob("kpis.parquet")):
+        raise FileNotFoundError(f"no kpis.parquet under {str(path)!r}")
+    con.execute(
+        f"CREATE VIEW kpis AS SELECT * FROM read_parquet('{_glob(path, 'kpis.parquet')}', union_by_name = true)"
+    )
+    if any(path.rglob("teams.parquet")):
+        con.execute(
+            f"CREATE VIEW teams AS SELECT * FROM read_parquet('{_glob(path, 'teams.parquet')}', union_by_name = true)"
+        )
+    if any(path.rglob("meta.json")):
+        con.execute(
+            "CREATE VIEW runs AS SELECT run_id, seed, engine, wall_time_s, team_periods_per_second, "
+            f"git_commit, filename AS meta_file FROM read_json_auto('{_glob(path, 'meta.json')}', "
+            "filename = true, union_by_name = true)"
+        )
+    return con
+
+
+def load(path: str | Path, table: str = "kpis") -> pd.DataFrame:
+    """One table of the store as pandas (``kpis``: a row per run, firm and period)."""
+    if table not in ("kpis", "teams", "runs"):
+        raise ValueError(f"table == {table!r}, must be one of 'kpis', 'teams', 'runs'")
+    con = open(path)
+    try:
+        return con.sql(f"SELECT * FROM {table}").df()
+    finally:
+        con.close()
+
+
+def summarize(path: str | Path, by: tuple[str, ...] = ("strategy", "environment")) -> pd.DataFrame:
+    """Per strategy and environment: runs, firms, and per-firm outcomes at the last period."""
+    con = open(path)
+    keys = ", ".join(by)
+    try:
+        return con.sql(
+            f"""
+            WITH firm AS (
+                SELECT {keys}, run_id, org,
+                       sum(free_cash_flow) AS cumulative_fcf,
+                       arg_max(solvent, period) AS solvent_at_end,
+                       arg_max(credit_headroom, period) AS ending_headroom,
+                       avg(fill_rate) AS mean_fill_rate
+                FROM kpis GROUP BY ALL
+            )
+            SELECT {keys},
+                   count(DISTINCT run_id) AS runs,
+                   count(*) AS firms,
+                   avg(cumulative_fcf) AS cumulative_fcf,
+                   avg(CAST(solvent_at_end AS DOUBLE)) AS survival,
+                   avg(ending_headroom) AS ending_headroom,
+                   avg(mean_fill_rate) AS fill_rate
+            FROM firm GROUP BY ALL ORDER BY ALL
+            """
+        ).df()
+    finally:
+        con.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``orgsim-results summarize PATH``: print a table per strategy and environment."""
+    parser = argparse.ArgumentParser(prog="orgsim-results", description="Query orgsim results stores.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("summarize", help="a table per strategy and environment")
+    p.add_argument("path", help="a run or sweep directory (searched recursively)")
+    p.add_argument("--by", default="strategy,environment", help="comma-separated grouping columns")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        table = summarize(args.path, tuple(c.strip() for c in args.by.split(",") if c.strip()))
+    except FileNotFoundError as exc:
+        print(f"orgsim-results: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # e.g. a grouping column that does not exist
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"orgsim-results: error: {first}", file=sys.stderr)
+        return 2
+    with pd.option_context(
+        "display.width", 160, "display.max_columns", 20, "display.float_format", "{:,.2f}".format
+    ):
+        builtins.print(table.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
