@@ -46,6 +46,12 @@ def stream_base(key, stream, team, period):
 
 
 @njit(cache=True)
+def bits_at(base, k):
+    """Draw ``k`` of the stream whose prefix is ``base`` as 64 random bits (a uint64)."""
+    return _mix(base + np.uint64(k) * _GAMMA + np.uint64(3))
+
+
+@njit(cache=True)
 def uniform_at(base, k):
     """Draw ``k`` of the stream whose prefix is ``base``: U[0, 1) with 53 random bits."""
     h = _mix(base + np.uint64(k) * _GAMMA + np.uint64(3))

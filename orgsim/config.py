@@ -396,7 +396,7 @@ class CultureConfig:
 
     def __post_init__(self):
         _bool("culture.enabled", self.enabled)
-        _set(self, "dims", _num("culture.dims", self.dims, lo=1, hi=1000, integer=True))
+        _set(self, "dims", _num("culture.dims", self.dims, lo=1, hi=64, integer=True))
         _set(self, "members", _num("culture.members", self.members, lo=1, hi=10_000, integer=True))
         for p in ("p1", "p2", "p3", "p4"):
             _set(self, p, _num(f"culture.{p}", getattr(self, p), lo=0, hi=1))

@@ -66,7 +66,8 @@ class Team(mesa.Agent):
     the supplier owes this team); ``inbound`` (goods in transit, ``[0]`` arrives next);
     ``orders`` (order slips not yet read by the supplier, ``[0]`` is read this period);
     ``expected`` (expected demand E); ``bias`` (stock bias b on S'); ``gain`` (BPO process
-    gain g); ``maturity`` (BPM process maturity); ``beliefs`` (members × dims, culture layer);
+    gain g); ``maturity`` (BPM process maturity); ``known``/``pos`` (members' beliefs as bit
+    masks, culture layer, see :mod:`orgsim.culture`);
     ``knowledge`` (March's score K, 1 without the culture layer).
     """
 
@@ -135,9 +136,10 @@ class Team(mesa.Agent):
         # culture state
         self.knowledge = 1.0
         if cu.enabled:
-            self.beliefs = np.zeros((cu.members, cu.dims), dtype=np.int64)
-            cult.init_beliefs(self.beliefs, model.key, index)
-            self.actions = np.zeros_like(self.beliefs)
+            self.known = np.zeros(cu.members, dtype=np.uint64)
+            self.pos = np.zeros(cu.members, dtype=np.uint64)
+            cult.init_beliefs(self.known, self.pos, cu.dims, model.key, index)
+            self.actions = np.zeros(cu.members, dtype=np.uint64)
             self.performance = np.zeros(cu.members, dtype=np.int64)
         self.history: dict[str, list[float]] = defaultdict(list)
 
@@ -194,10 +196,7 @@ class Team(mesa.Agent):
     # -- phase 3 ---------------------------------------------------------------------------
     def record(self) -> None:
         holding, backlog_cost, unit_cost, fixed = self.costs
-        cfg = self.model.cfg
-        factor = cult.cost_factor(
-            self.quality, cfg.culture.cost_sensitivity if cfg.culture.enabled else 0.0, self.gain
-        )
+        factor = self.cost_factor()
         self.cost = team_cost(
             self.inventory,
             self.backlog,
@@ -372,9 +371,9 @@ class Firm(mesa.Model):
         self.programme_cost = 0.0
         # culture state: reality, the code, and a burn-in of learning before operations start
         if cu.enabled:
-            self.reality = np.zeros(cu.dims, dtype=np.int64)
-            cult.init_reality(self.reality, self.key)
-            self.code = np.zeros(cu.dims, dtype=np.int64)
+            self.reality = np.uint64(cult.init_reality(cu.dims, self.key))  # mask of +1 dimensions
+            self.code_known = np.uint64(0)  # the code: non-zero dimensions ...
+            self.code_pos = np.uint64(0)  # ... and the +1 ones among them
             for s in range(1, cu.burn_in + 1):
                 self.culture_step(s, cu.p1, by_score=False)
             self.update_knowledge()
@@ -515,13 +514,18 @@ class Firm(mesa.Model):
 
     def culture_step(self, s: int, p1: float, by_score: bool) -> None:
         cu, teams = self.cfg.culture, self.teams
+        m = cu.dims
         for team in teams:
-            cult.turnover(team.beliefs, cu.p3, self.key, team.index, s)
-        cult.turbulence(self.reality, cu.p4, self.key, s)
+            cult.turnover(team.known, team.pos, m, cu.p3, self.key, team.index, s)
+        self.reality = np.uint64(cult.turbulence(self.reality, m, cu.p4, self.key, s))
         for team in teams:
-            cult.act(team.beliefs, self.reality, self.key, team.index, s, team.actions, team.performance)
+            cult.act(
+                team.known, team.pos, self.reality, m, self.key, team.index, s, team.actions, team.performance
+            )
         for team in teams:
-            cult.socialise(team.beliefs, self.code, p1, self.key, team.index, s)
+            cult.socialise(
+                team.known, team.pos, self.code_known, self.code_pos, m, p1, self.key, team.index, s
+            )
         plus = np.zeros(cu.dims, dtype=np.int64)
         minus = np.zeros(cu.dims, dtype=np.int64)
         if by_score:  # the organisation sees scores, not knowledge: the top teams are superior
@@ -530,16 +534,17 @@ class Firm(mesa.Model):
             everyone = np.ones(cu.members, dtype=np.bool_)
             for team in teams:
                 if top[team.index]:
-                    cult.tally_actions(team.actions, everyone, plus, minus)
+                    cult.tally_actions(team.actions, everyone, m, plus, minus)
         else:  # March: individuals who outperform the code
-            code_score = cult.agreement(self.code, self.reality)
+            code_score = cult.agreement(self.code_known, self.code_pos, self.reality, m)
             for team in teams:
-                cult.tally_actions(team.actions, team.performance > code_score, plus, minus)
-        cult.code_learn(self.code, plus, minus, cu.p2, self.key, s)
+                cult.tally_actions(team.actions, team.performance > code_score, m, plus, minus)
+        known, pos = cult.code_learn(self.code_known, self.code_pos, plus, minus, cu.p2, self.key, s)
+        self.code_known, self.code_pos = np.uint64(known), np.uint64(pos)
 
     def update_knowledge(self) -> None:
         for team in self.teams:
-            team.knowledge = cult.mean_knowledge(team.beliefs, self.reality)
+            team.knowledge = cult.mean_knowledge(team.known, team.pos, self.reality, self.cfg.culture.dims)
 
     def settle(self, t: int) -> None:
         """Revenue, costs and financing of period ``t``; insolvency is absorbing."""
@@ -592,7 +597,10 @@ class Firm(mesa.Model):
     def _culture_kpis(self) -> None:
         teams = self.teams
         self.mean_knowledge = line_sum(np.array([tm.knowledge for tm in teams])) / len(teams)
-        self.code_knowledge = cult.knowledge(self.code, self.reality) if self.cfg.culture.enabled else 1.0
+        cu = self.cfg.culture
+        self.code_knowledge = (
+            cult.knowledge(self.code_known, self.code_pos, self.reality, cu.dims) if cu.enabled else 1.0
+        )
         self.mean_maturity = line_sum(np.array([tm.maturity for tm in teams])) / len(teams)
 
     def dormant(self) -> None:

@@ -451,18 +451,38 @@ def _run_population(
 
 @njit(cache=True)
 def _culture_step(
-    s, p1, by_score, p, key, beliefs, actions, performance, reality, code, scores, top, plus, minus, mask
+    s,
+    p1,
+    by_score,
+    p,
+    key,
+    m,
+    known,
+    pos,
+    actions,
+    performance,
+    rpos,
+    code_known,
+    code_pos,
+    scores,
+    top,
+    plus,
+    minus,
+    mask,
 ):
-    """March's culture step for one firm (same order as ``Firm.culture_step``)."""
-    n = beliefs.shape[0]
-    members = beliefs.shape[1]
+    """March's culture step for one firm (same order as ``Firm.culture_step``).
+
+    Returns the new ``(rpos, code_known, code_pos)``.
+    """
+    n = known.shape[0]
+    members = known.shape[1]
     for i in range(n):
-        cult.turnover(beliefs[i], p[_P3], key, i, s)
-    cult.turbulence(reality, p[_P4], key, s)
+        cult.turnover(known[i], pos[i], m, p[_P3], key, i, s)
+    rpos = cult.turbulence(rpos, m, p[_P4], key, s)
     for i in range(n):
-        cult.act(beliefs[i], reality, key, i, s, actions[i], performance[i])
+        cult.act(known[i], pos[i], rpos, m, key, i, s, actions[i], performance[i])
     for i in range(n):
-        cult.socialise(beliefs[i], code, p1, key, i, s)
+        cult.socialise(known[i], pos[i], code_known, code_pos, m, p1, key, i, s)
     plus[:] = 0
     minus[:] = 0
     if by_score:
@@ -470,14 +490,15 @@ def _culture_step(
         mask[:] = True
         for i in range(n):
             if top[i]:
-                cult.tally_actions(actions[i], mask, plus, minus)
+                cult.tally_actions(actions[i], mask, m, plus, minus)
     else:
-        code_score = cult.agreement(code, reality)
+        code_score = cult.agreement(code_known, code_pos, rpos, m)
         for i in range(n):
             for j in range(members):
                 mask[j] = performance[i, j] > code_score
-            cult.tally_actions(actions[i], mask, plus, minus)
-    cult.code_learn(code, plus, minus, p[_P2], key, s)
+            cult.tally_actions(actions[i], mask, m, plus, minus)
+    code_known, code_pos = cult.code_learn(code_known, code_pos, plus, minus, p[_P2], key, s)
+    return rpos, code_known, code_pos
 
 
 @njit(cache=True)
@@ -569,11 +590,13 @@ def _simulate_firm(
     programme_cost = 0.0
     c_members = members if culture_on else 1
     c_dims = dims if culture_on else 1
-    beliefs = np.zeros((n, c_members, c_dims), dtype=np.int64)
-    actions = np.zeros((n, c_members, c_dims), dtype=np.int64)
+    known = np.zeros((n, c_members), dtype=np.uint64)
+    pos = np.zeros((n, c_members), dtype=np.uint64)
+    actions = np.zeros((n, c_members), dtype=np.uint64)
     performance = np.zeros((n, c_members), dtype=np.int64)
-    reality = np.zeros(c_dims, dtype=np.int64)
-    code = np.zeros(c_dims, dtype=np.int64)
+    rpos = np.uint64(0)
+    code_known = np.uint64(0)
+    code_pos = np.uint64(0)
     plus = np.zeros(c_dims, dtype=np.int64)
     minus = np.zeros(c_dims, dtype=np.int64)
     top = np.zeros(n, dtype=np.bool_)
@@ -581,28 +604,15 @@ def _simulate_firm(
     burn_in = int(p[_BURN_IN])
     if culture_on:
         for i in range(n):
-            cult.init_beliefs(beliefs[i], key, i)
-        cult.init_reality(reality, key)
+            cult.init_beliefs(known[i], pos[i], dims, key, i)
+        rpos = cult.init_reality(dims, key)
         for s in range(1, burn_in + 1):
-            _culture_step(
-                s,
-                p[_P1],
-                False,
-                p,
-                key,
-                beliefs,
-                actions,
-                performance,
-                reality,
-                code,
-                score,
-                top,
-                plus,
-                minus,
-                mask,
-            )
+            rpos, code_known, code_pos = _culture_step(
+                s, p[_P1], False, p, key, dims, known, pos, actions, performance, rpos, code_known,
+                code_pos, score, top, plus, minus, mask,
+            )  # fmt: skip
         for i in range(n):
-            knowledge[i] = cult.mean_knowledge(beliefs[i], reality)
+            knowledge[i] = cult.mean_knowledge(known[i], pos[i], rpos, dims)
 
     # ---- finance state --------------------------------------------------------------------
     fin_on = p[_FINANCE_ENABLED] != 0.0
@@ -787,7 +797,7 @@ def _simulate_firm(
                 alignment = alignment + p[_ALIGNMENT_RATE] * (1.0 - alignment)
                 programme_cost += p[_ALIGNMENT_COST]
             weight = p[_WEIGHT0] + (p[_ALIGNMENT_WEIGHT] - p[_WEIGHT0]) * alignment
-            pos = (t - 1) % score_window
+            slot = (t - 1) % score_window
             count = min(t, score_window)
             for i in range(n):
                 metric = int(tp[i, _T_METRIC])
@@ -803,10 +813,10 @@ def _simulate_firm(
                 firm = normalised(
                     firm_value(cost[i], backlog[i], p[_UNIT_MARGIN]), tp[i, _T_STEADY_COST], False
                 )
-                local_sum[i] += local - local_ring[i, pos]
-                firm_sum[i] += firm - firm_ring[i, pos]
-                local_ring[i, pos] = local
-                firm_ring[i, pos] = firm
+                local_sum[i] += local - local_ring[i, slot]
+                firm_sum[i] += firm - firm_ring[i, slot]
+                local_ring[i, slot] = local
+                firm_ring[i, slot] = firm
                 mean_local[i] = local_sum[i] / count
                 mean_firm[i] = firm_sum[i] / count
                 score[i] = (1.0 - weight) * mean_local[i] + weight * mean_firm[i]
@@ -877,12 +887,12 @@ def _simulate_firm(
             # ---- 8 learn ------------------------------------------------------------------
             if culture_on and t % int(p[_CULTURE_EVERY]) == 0:
                 p1 = min(1.0, p[_P1] + p[_SOCIALISATION_BOOST] * alignment)
-                _culture_step(
-                    burn_in + t, p1, p[_SUPERIOR_BY_SCORE] != 0.0, p, key, beliefs, actions, performance,
-                    reality, code, score, top, plus, minus, mask,
+                rpos, code_known, code_pos = _culture_step(
+                    burn_in + t, p1, p[_SUPERIOR_BY_SCORE] != 0.0, p, key, dims, known, pos, actions,
+                    performance, rpos, code_known, code_pos, score, top, plus, minus, mask,
                 )  # fmt: skip
                 for i in range(n):
-                    knowledge[i] = cult.mean_knowledge(beliefs[i], reality)
+                    knowledge[i] = cult.mean_knowledge(known[i], pos[i], rpos, dims)
             mean_k = line_sum(knowledge) / n
             mean_m = line_sum(maturity) / n
         else:  # dormant (Firm.dormant)
@@ -911,7 +921,7 @@ def _simulate_firm(
         kout[12, t - 1] = backlog_units
         kout[13, t - 1] = fill_rate
         kout[14, t - 1] = mean_k
-        kout[15, t - 1] = cult.knowledge(code, reality) if culture_on else 1.0
+        kout[15, t - 1] = cult.knowledge(code_known, code_pos, rpos, dims) if culture_on else 1.0
         kout[16, t - 1] = mean_m
         kout[17, t - 1] = 1.0 if solvent else 0.0
         kout[18, t - 1] = programme_cost

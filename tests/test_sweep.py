@@ -1,0 +1,191 @@
+"""Command-line runs and sweeps: the files every run writes, resumable sweeps, output errors.
+
+Each test runs the real console entry point (``python -m orgsim.cli``) in a temporary
+directory with tiny populations.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import orgsim
+from orgsim import cli
+
+
+def orgsim_cmd(*args, cwd, timeout=240, **kwargs):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [sys.executable, "-m", "orgsim.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        **kwargs,
+    )
+
+
+def run_dirs(root: Path) -> list[Path]:
+    return sorted(p.parent for p in root.rglob("meta.json"))
+
+
+def test_single_run_writes_every_file(tmp_path):
+    out = orgsim_cmd("n_orgs=2", "periods=12", "policy.theta=0.3", "output.teams=true", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    (run,) = run_dirs(tmp_path / "outputs")
+    names = {p.name for p in run.iterdir()}
+    assert {"config.yaml", "kpis.parquet", "teams.parquet", "fan_chart.png", "meta.json"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    meta = json.loads((run / "meta.json").read_text())
+    for key in (
+        "seed",
+        "engine",
+        "versions",
+        "git_commit",
+        "wall_time_s",
+        "team_periods_per_second",
+        "run_id",
+    ):
+        assert key in meta
+    assert meta["config"]["policy"]["theta"] == 0.3
+    assert set(meta["files"]) <= names
+    kpis = pd.read_parquet(run / "kpis.parquet")
+    assert list(kpis.columns[: len(orgsim.KPI_COLUMNS)]) == list(orgsim.KPI_COLUMNS)
+    # the run's id and its overrides are columns, so a store of many runs can be queried
+    assert (kpis["run_id"] == meta["run_id"]).all()
+    assert (kpis["policy.theta"] == 0.3).all()
+    assert len(kpis) == 2 * 12
+    assert (run / "fan_chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the config written is the resolved, validated one and composes back to the same run id
+    cfg = orgsim.config_from_dict(meta["config"])
+    assert cli.run_id(cfg) == meta["run_id"]
+
+
+def test_sweep_runs_every_combination_and_is_queryable(tmp_path):
+    out = orgsim_cmd("-m", "strategy=bpo,bso", "seed=range(0,2)", "n_orgs=2", "periods=10", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"Done\s+4 out of\s+4", out.stderr + out.stdout)  # joblib reports progress
+    runs = run_dirs(tmp_path / "multirun" / "sweep")
+    assert len(runs) == 4
+    df = orgsim.results.load(tmp_path / "multirun" / "sweep")
+    assert df.groupby(["run_id", "org", "period"]).size().max() == 1
+    assert len(df) == 4 * 2 * 10
+    assert set(df.strategy.unique()) == {"bpo", "bso"}
+    assert set(df.seed.unique()) == {0, 1}
+    summary = orgsim.results.summarize(tmp_path / "multirun" / "sweep")
+    assert set(summary.strategy) == {"bpo", "bso"}
+    assert (summary.runs == 2).all() and (summary.firms == 4).all()
+
+
+@pytest.mark.slow
+def test_interrupted_sweep_resumes_without_recomputing(tmp_path):
+    """Kill a sweep part-way; every Parquet file left reads back; rerunning finishes the rest
+    and leaves the finished runs untouched."""
+    args = ["-m", "seed=range(0,6)", "n_orgs=2", "periods=150", "hydra.launcher.n_jobs=1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orgsim.cli", *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    root = tmp_path / "multirun" / "sweep"
+    deadline = time.time() + 180
+    while time.time() < deadline and len(run_dirs(root)) < 2:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.5)
+    finished = run_dirs(root)
+    assert 2 <= len(finished) < 6, "the sweep should have been interrupted part-way"
+    for parquet in root.rglob("*.parquet"):
+        pd.read_parquet(parquet)  # no partial or corrupt file under its final name
+    stamps = {d: (d / "meta.json").stat().st_mtime_ns for d in finished}
+    kpi_stamps = {d: (d / "kpis.parquet").stat().st_mtime_ns for d in finished}
+
+    out = orgsim_cmd(*args, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("already complete") == len(finished)
+    done = run_dirs(root)
+    assert len(done) == 6
+    for d in finished:  # not recomputed
+        assert (d / "meta.json").stat().st_mtime_ns == stamps[d]
+        assert (d / "kpis.parquet").stat().st_mtime_ns == kpi_stamps[d]
+    assert not list(root.rglob("*.tmp"))
+    df = orgsim.results.load(root)
+    assert df.run_id.nunique() == 6
+    assert len(df) == 6 * 2 * 150
+
+
+def test_changed_config_is_recomputed_not_skipped(tmp_path):
+    first = orgsim_cmd("-m", "seed=0", "n_orgs=1", "periods=8", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (run,) = run_dirs(tmp_path / "multirun")
+    old = json.loads((run / "meta.json").read_text())["run_id"]
+    # same overrides (same directory) but another resolved config: the stale run is redone
+    again = orgsim_cmd("-m", "seed=0", "n_orgs=1", "periods=8", cwd=tmp_path)
+    assert "already complete" in again.stdout
+    changed = orgsim_cmd("-m", "seed=0", "n_orgs=1", "periods=8", "demand.level=90", cwd=tmp_path)
+    assert changed.returncode == 0, changed.stderr
+    runs = run_dirs(tmp_path / "multirun")
+    assert len(runs) == 2 and old in {json.loads((r / "meta.json").read_text())["run_id"] for r in runs}
+
+
+def test_experiment_config_composes_to_the_full_design():
+    hydra = cli.validate_overrides(["+experiment=strategy_comparison"], multirun=False)
+    assert hydra["_multirun"]
+    params = hydra["sweeper"]["params"]
+    strategies = set(params["strategy"].split(","))
+    assert {"bpo", "bpm", "bpo_bpm", "bso"} <= strategies  # both families
+    assert set(params["environment"].split(",")) == {"stable", "volatile", "disrupted"}
+    assert len(cli._expand([f"seed={params['seed']}"])) >= 5
+
+
+def test_bad_value_in_experiment_sweep_exits_2_and_writes_nothing(tmp_path):
+    out = orgsim_cmd("+experiment=strategy_comparison", "strategy=bpo,nope", cwd=tmp_path)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("orgsim: error: strategy == 'nope'")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_output_directory_is_one_line_and_status_1(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    out = orgsim_cmd(f"hydra.run.dir={blocker}/run", "n_orgs=1", "periods=5", cwd=tmp_path)
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a directory" in lines[0] and "Traceback" not in out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_full_disk_keeps_finished_runs_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    cfg = orgsim.compose(["n_orgs=1", "periods=6"])
+    done = tmp_path / "done"
+    cli.write_run(orgsim.simulate(cfg), done, [], teams=False)
+    before = {p.name: p.read_bytes() for p in done.iterdir()}
+
+    import pyarrow.parquet as pq
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", no_space)
+    failing = tmp_path / "failing"
+    with pytest.raises(OSError) as info:
+        cli.write_run(orgsim.simulate(cfg.replace(seed=1)), failing, [], teams=False)
+    assert cli.describe_os_error(info.value, failing).endswith("the disk is full")
+    assert not (failing / "meta.json").exists()
+    assert not [p for p in failing.iterdir() if p.suffix == ".parquet" or p.name.endswith(".tmp")]
+    assert {p.name: p.read_bytes() for p in done.iterdir()} == before
