@@ -230,7 +230,7 @@ class Team(mesa.Agent):
             observed = self.incoming
         noise_sd = cu.forecast_noise * (1.0 - q) if cu.enabled else 0.0
         if noise_sd > 0.0:  # forecast error of a team that knows less
-            observed = observed * (1.0 + noise_sd * _rng.normal(model.key, _rng.FORECAST, self.index, t, 0))
+            observed = observed * (1.0 + noise_sd * _rng.normal(model.key, _rng.FORECAST, 0, t, self.index))
         if pol.forecast == "smoothing":
             self.expected = smooth(self.expected, observed, pol.theta)
         else:
@@ -253,7 +253,7 @@ class Team(mesa.Agent):
             exec_sd = cfg.management.execution_noise * (1.0 - self.maturity)
             if exec_sd > 0.0:  # process variability, damped by maturity
                 indicated = indicated * (
-                    1.0 + exec_sd * _rng.normal(model.key, _rng.EXECUTION, self.index, t, 0)
+                    1.0 + exec_sd * _rng.normal(model.key, _rng.EXECUTION, 0, t, self.index)
                 )
         self.order = finalize_order(indicated, pol.allow_negative_orders, cfg.network.integer_units)
         self.orders[-1] = self.order

@@ -750,6 +750,8 @@ def _simulate_firm(
                     orders[i, k] = orders[i, k + 1]
                 orders[i, od - 1] = 0.0
             # ---- 5 order ------------------------------------------------------------------
+            forecast_base = _rng.stream_base(key, _rng.FORECAST, 0, t)  # draw i is team i's
+            execution_base = _rng.stream_base(key, _rng.EXECUTION, 0, t)
             for i in range(n):
                 q = cult.quality(knowledge[i])
                 if p[_SHARED] != 0.0:
@@ -762,7 +764,7 @@ def _simulate_firm(
                     observed = incoming[i]
                 noise_sd = p[_FORECAST_NOISE] * (1.0 - q) if culture_on else 0.0
                 if noise_sd > 0.0:
-                    observed = observed * (1.0 + noise_sd * _rng.normal(key, _rng.FORECAST, i, t, 0))
+                    observed = observed * (1.0 + noise_sd * _rng.normal_at(forecast_base, i))
                 if p[_MOVING_AVERAGE] != 0.0:
                     expected[i] = push_and_mean(window[i], observed)
                 else:
@@ -788,7 +790,7 @@ def _simulate_firm(
                     )
                     exec_sd = p[_EXECUTION_NOISE] * (1.0 - maturity[i])
                     if exec_sd > 0.0:
-                        indicated = indicated * (1.0 + exec_sd * _rng.normal(key, _rng.EXECUTION, i, t, 0))
+                        indicated = indicated * (1.0 + exec_sd * _rng.normal_at(execution_base, i))
                 order[i] = finalize_order(indicated, p[_ALLOW_NEGATIVE_ORDERS] != 0.0, integer)
                 orders[i, order_delay[i] - 1] = order[i]
             # ---- 6 manage -----------------------------------------------------------------
