@@ -238,7 +238,7 @@ def _run(cfg) -> None:
         print(f"skip {out}: already complete (run {rid})")
         return
     start = time.perf_counter()
-    result = simulate(config, teams=config.output.teams, progress=sys.stderr.isatty())
+    result = simulate(config, teams=config.output.teams)  # progress bar when long, on a terminal
     try:
         write_run(result, out, overrides, teams=config.output.teams)
     except OSError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from functools import cached_property
@@ -95,7 +96,7 @@ def simulate(
     seed=None,
     params: pd.DataFrame | None = None,
     teams: bool = True,
-    progress: bool = False,
+    progress: bool | None = None,
     chunk: int | None = None,
 ) -> SimulationResult:
     """Simulate ``cfg.n_orgs`` firms for ``cfg.periods`` periods.
@@ -117,8 +118,9 @@ def simulate(
         not vary.
     teams : bool
         Keep team-level records (``result.teams``); memory grows with firms × periods × teams.
-    progress : bool
-        Show a progress bar.
+    progress : bool, optional
+        Show a progress bar (tqdm). By default it is shown on an interactive terminal when the
+        run is long enough to take more than a few seconds.
     chunk : int, optional
         Firms per kernel call for the numba engine (default: all, or ~2 s worth with
         ``progress``); results do not depend on it.
@@ -153,6 +155,9 @@ def simulate(
     n = cfg.n_orgs
     keys = _rng.firm_keys(cfg.seed, range(n))
     bar = None
+    if progress is None:  # roughly a few seconds of work on either engine
+        work = n * cfg.periods * cfg.network.n_teams
+        progress = sys.stderr.isatty() and work > (1_000_000 if engine == "mesa" else 20_000_000)
     if progress:
         from tqdm.auto import tqdm
 
