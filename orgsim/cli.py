@@ -94,8 +94,18 @@ def validate_overrides(overrides: list[str], multirun: bool) -> dict:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     user = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    parser = OverridesParser.create()
+    for ov in overrides:  # name the field of an override that does not parse
+        try:
+            parser.parse_overrides([ov])
+        except Exception as exc:
+            key, _, value = ov.partition("=")
+            reason = hydra_error_line(exc)
+            raise ConfigError(
+                f"{key.lstrip('+~')} == {value!r}, must be a valid override value ({reason})"
+            ) from None
     try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
+        parsed = parser.parse_overrides(overrides)
         hydra = _hydra_view([o.input_line for o in parsed if not o.is_sweep_override()])
     except Exception as exc:
         raise ConfigError(hydra_error_line(exc)) from None

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 __all__ = [
     "Config",
@@ -55,7 +58,7 @@ def _fail(path: str, value: Any, rule: str) -> None:
 
 
 def _num(path: str, value: Any, *, lo=None, hi=None, lo_open=False, hi_open=False, integer=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         _fail(path, value, "an integer" if integer else "a number")
     if integer and not float(value).is_integer():
         _fail(path, value, "an integer")
@@ -121,6 +124,8 @@ class ScenarioConfig:
 
     def __post_init__(self):
         _name("scenario.name", self.name)
+        if not isinstance(self.description, str):
+            _fail("scenario.description", self.description, "a string")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -372,7 +377,7 @@ class CultureConfig:
 
     Socialisation p1, code learning p2, turnover p3 and turbulence p4 act on ``dims``
     dimensions of reality held by ``members`` individuals per team, for ``burn_in`` learning
-    periods before the firm starts operating and then once per period. The code learns from a
+    periods before the firm starts operating and then once every ``every`` periods. The code learns from a
     superior group chosen by individual ``performance`` (March) or by teams' accountability
     ``score`` (the top ``superior_share`` of teams). A team's knowledge K (clipped to [0, 1])
     sets its supply-line weight β·(1 − λ_β(1 − K)), forecast noise σ_F(1 − K) and unit-cost
@@ -484,6 +489,21 @@ class OutputConfig:
         _name("output.name", self.name)
 
 
+#: per-stage fields: one number, or a list with one number per stage
+_PER_STAGE = (
+    ("network", "width"),
+    ("network", "order_delay"),
+    ("network", "lead_time"),
+    ("network", "capacity"),
+    ("network", "initial_inventory"),
+    ("policy", "s_prime"),
+    ("policy", "cover"),
+    ("costs", "holding"),
+    ("costs", "backlog"),
+    ("costs", "unit"),
+    ("costs", "fixed"),
+)
+
 _SECTIONS: dict[str, type] = {
     "scenario": ScenarioConfig,
     "strategy": StrategyConfig,
@@ -559,6 +579,13 @@ class Config:
                 True,
                 "false unless the network is serial (network.width == 1 at every stage)",
             )
+        if self.network.integer_units:  # whole units need whole initial stocks and pipelines
+            inv = self.network.initial_inventory
+            if not all(float(v).is_integer() for v in inv):
+                shown = inv[0] if len(set(inv)) == 1 else list(inv)
+                _fail("network.initial_inventory", shown, "whole numbers when network.integer_units is true")
+            if not float(self.demand.level).is_integer():
+                _fail("demand.level", self.demand.level, "a whole number when network.integer_units is true")
         if p.allow_negative_orders and self.network.integer_units:
             _fail("policy.allow_negative_orders", True, "false when network.integer_units is true")
 
@@ -582,7 +609,11 @@ class Config:
         return config_from_dict(data)
 
     def to_dict(self) -> dict:
-        """Plain nested dict (tuples become lists), the inverse of :func:`config_from_dict`."""
+        """Plain nested dict, the inverse of :func:`config_from_dict`.
+
+        A per-stage value that is the same at every stage is written as one number (and default
+        role names as null), so a dict can be changed to another number of stages.
+        """
 
         def conv(obj):
             if dataclasses.is_dataclass(obj):
@@ -591,7 +622,14 @@ class Config:
                 return [conv(v) for v in obj]
             return obj
 
-        return conv(self)
+        data = conv(self)
+        for section, key in _PER_STAGE:
+            values = data[section][key]
+            if isinstance(values, list) and values and all(v == values[0] for v in values):
+                data[section][key] = values[0]
+        if data["network"]["roles"] == [f"stage{k}" for k in range(self.network.stages)]:
+            data["network"]["roles"] = None
+        return data
 
 
 def _build(cls, data: Any, path: str):

@@ -13,6 +13,7 @@ Sweeps over many configurations are a different job: they go through Hydra's lau
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 
 import numpy as np
 
@@ -114,13 +115,13 @@ def simulate_ray(
         ray.init(address=address)
     n = cfg.n_orgs
     if chunk_size is not None:
-        bounds = list(range(0, n, int(chunk_size))) + [n]
+        bounds = [*range(0, n, int(chunk_size)), n]
     else:
         k = int(chunks) if chunks is not None else max(1, int(ray.cluster_resources().get("CPU", 1)))
         bounds = np.linspace(0, n, min(k, n) + 1).round().astype(int).tolist()
     cfg_ref = ray.put(cfg)
     task = ray.remote(_run_chunk)
-    refs = [task.remote(cfg_ref, lo, hi, teams) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    refs = [task.remote(cfg_ref, lo, hi, teams) for lo, hi in pairwise(bounds)]
     parts = ray.get(refs)
     k_arr = np.concatenate([p[0] for p in parts], axis=1)
     t_arr = np.concatenate([p[1] for p in parts], axis=1) if teams else None

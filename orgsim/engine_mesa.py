@@ -528,16 +528,14 @@ class Firm(mesa.Model):
             )
         plus = np.zeros(cu.dims, dtype=np.int64)
         minus = np.zeros(cu.dims, dtype=np.int64)
-        if by_score:  # the organisation sees scores, not knowledge: the top teams are superior
-            top = np.zeros(len(teams), dtype=np.bool_)
+        # March: the members who outperform the code are superior; when the organisation ranks
+        # teams by their scores, it hears only those in its top-ranked teams
+        code_score = cult.agreement(self.code_known, self.code_pos, self.reality, m)
+        top = np.ones(len(teams), dtype=np.bool_)
+        if by_score:
             select_top(np.array([tm.score for tm in teams]), cu.superior_share, top)
-            everyone = np.ones(cu.members, dtype=np.bool_)
-            for team in teams:
-                if top[team.index]:
-                    cult.tally_actions(team.actions, everyone, m, plus, minus)
-        else:  # March: individuals who outperform the code
-            code_score = cult.agreement(self.code_known, self.code_pos, self.reality, m)
-            for team in teams:
+        for team in teams:
+            if top[team.index]:
                 cult.tally_actions(team.actions, team.performance > code_score, m, plus, minus)
         known, pos = cult.code_learn(self.code_known, self.code_pos, plus, minus, cu.p2, self.key, s)
         self.code_known, self.code_pos = np.uint64(known), np.uint64(pos)

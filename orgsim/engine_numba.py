@@ -87,7 +87,7 @@ _P_NAMES = (
     "adapt_every", "adapt_step", "bias_min", "bias_max", "execution_noise", "initial_maturity",
     "bpo_every", "bpo_size", "bpo_cost", "bpo_constraint", "bpo_erosion", "bpm_rate", "bpm_cost",
     "bpm_constraint", "alignment_rate", "alignment_cost", "alignment_weight",
-    "socialisation_boost", "revenue_ss", "unit_margin", "culture_every", "cost_shock_prob",
+    "socialisation_boost", "unit_margin", "culture_every", "cost_shock_prob",
     "cost_shock_size", "cost_shock_duration",
 )  # fmt: skip
 P = {name: i for i, name in enumerate(_P_NAMES)}
@@ -154,12 +154,11 @@ _ALIGNMENT_RATE = 58
 _ALIGNMENT_COST = 59
 _ALIGNMENT_WEIGHT = 60
 _SOCIALISATION_BOOST = 61
-_REVENUE_SS = 62
-_UNIT_MARGIN = 63
-_CULTURE_EVERY = 64
-_COST_SHOCK_PROB = 65
-_COST_SHOCK_SIZE = 66
-_COST_SHOCK_DURATION = 67
+_UNIT_MARGIN = 62
+_CULTURE_EVERY = 63
+_COST_SHOCK_PROB = 64
+_COST_SHOCK_SIZE = 65
+_COST_SHOCK_DURATION = 66
 
 # ---- per-team parameters: column indices of TP ---------------------------------------------
 _T_NAMES = (
@@ -277,7 +276,6 @@ def _firm_vectors(cfg: Config, net: Network) -> tuple[np.ndarray, np.ndarray]:
         "alignment_cost": mg.alignment_cost,
         "alignment_weight": mg.alignment_weight,
         "socialisation_boost": mg.socialisation_boost,
-        "revenue_ss": f.price,  # times the sales teams' throughput, summed in the kernel
         "unit_margin": net.unit_margin,
         "culture_every": cu.every,
         "cost_shock_prob": s.cost_shock_prob,
@@ -485,15 +483,13 @@ def _culture_step(
         cult.socialise(known[i], pos[i], code_known, code_pos, m, p1, key, i, s)
     plus[:] = 0
     minus[:] = 0
+    code_score = cult.agreement(code_known, code_pos, rpos, m)
     if by_score:
         select_top(scores, p[_SUPERIOR_SHARE], top)
-        mask[:] = True
-        for i in range(n):
-            if top[i]:
-                cult.tally_actions(actions[i], mask, m, plus, minus)
     else:
-        code_score = cult.agreement(code_known, code_pos, rpos, m)
-        for i in range(n):
+        top[:] = True
+    for i in range(n):
+        if top[i]:
             for j in range(members):
                 mask[j] = performance[i, j] > code_score
             cult.tally_actions(actions[i], mask, m, plus, minus)
@@ -621,7 +617,7 @@ def _simulate_firm(
     thr_sales = 0.0
     for s_i in range(n_sales):
         thr_sales += tp[sales[s_i], _T_THROUGHPUT]
-    revenue_ss = p[_REVENUE_SS] * thr_sales
+    revenue_ss = p[_PRICE] * thr_sales
     steady_total = 0.0
     material_ss = 0.0
     for i in range(n):

@@ -25,6 +25,10 @@ def _options(group: str) -> list[str]:
 
 
 def _assert_same(a: orgsim.SimulationResult, b: orgsim.SimulationResult, rtol=1e-9, atol=1e-9) -> None:
+    for res in (a, b):  # assert_allclose treats NaN as equal to NaN: rule NaN/inf out first
+        for arrays in (res.kpi_arrays, res.team_arrays or {}):
+            for name, values in arrays.items():
+                assert np.isfinite(np.asarray(values, float)).all(), f"{res.engine}: {name} not finite"
     for name in a.kpi_arrays:
         np.testing.assert_allclose(
             np.asarray(a.kpi_arrays[name], float),

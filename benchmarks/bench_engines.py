@@ -1,0 +1,144 @@
+"""Benchmark the two engines on the same config: throughput, ratio, compile time, memory, scaling.
+
+Run with one command from the repository root::
+
+    python benchmarks/bench_engines.py            # full run (~10 min on 2 cores)
+    python benchmarks/bench_engines.py --quick    # smaller sizes (~1 min)
+
+It prints a Markdown table and writes ``benchmarks/results/engines.json``. Each measurement runs
+in a fresh subprocess so compile time, cached start and peak memory (``ru_maxrss``) are those of
+one process. Team-periods per second = firms × periods × teams / wall time of ``simulate``.
+The config is the default multinational firm (10 teams) with every layer on (culture, strategy
+``bso`` with BPO, BPM and the culture programme, finance) in the ``stable`` environment, so
+that firms stay solvent (insolvent firms are dormant and cost nothing, which would flatter the
+figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = ["strategy=bso", "environment=stable"]
+
+
+def _child(spec: dict) -> dict:
+    """Run one measurement in this process (called in a fresh subprocess)."""
+    import resource
+
+    t0 = time.perf_counter()
+    import numba
+
+    import orgsim
+
+    import_s = time.perf_counter() - t0
+    if spec.get("threads"):
+        numba.set_num_threads(spec["threads"])
+    cfg = orgsim.compose(BASE + spec["overrides"])
+    out = {"import_s": import_s}
+    if spec["engine"] == "numba":
+        t1 = time.perf_counter()
+        orgsim.simulate(cfg.replace(n_orgs=1, periods=2), engine="numba", teams=False)
+        out["first_call_s"] = time.perf_counter() - t1  # compile (cold) or cache load (warm)
+    res = orgsim.simulate(cfg, engine=spec["engine"], teams=False)
+    n_teams = res.network.n_teams
+    out.update(
+        engine=spec["engine"],
+        firms=cfg.n_orgs,
+        periods=cfg.periods,
+        teams=n_teams,
+        team_periods=res.team_periods,
+        wall_s=res.wall_time,
+        team_periods_per_s=res.team_periods_per_second,
+        peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        threads=numba.get_num_threads(),
+        solvent_share=float(res.kpis.groupby("org").solvent.last().mean()),
+    )
+    return out
+
+
+def measure(engine: str, overrides: list[str], *, cache_dir: str, threads: int | None = None) -> dict:
+    spec = {"engine": engine, "overrides": overrides, "threads": threads}
+    env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
+    code = "import json,sys; sys.path.insert(0, %r); from bench_engines import _child; print(json.dumps(_child(json.loads(sys.argv[1]))))" % str(
+        Path(__file__).parent
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True, env=env, cwd=ROOT
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smaller sizes")
+    ap.add_argument("--big", action="store_true", help="also run 10^6 teams x 520 periods (memory check)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "engines.json"))
+    args = ap.parse_args(argv)
+    q = args.quick
+    periods = 260 if q else 520
+    firms = 400 if q else 2000
+    mesa_firms = 4 if q else 20
+    rows: dict = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}}
+    with tempfile.TemporaryDirectory() as cache:
+        cold = measure("numba", [f"n_orgs={firms}", f"periods={periods}"], cache_dir=cache)
+        warm = measure("numba", [f"n_orgs={firms}", f"periods={periods}"], cache_dir=cache)
+        mesa = measure("mesa", [f"n_orgs={mesa_firms}", f"periods={periods}"], cache_dir=cache)
+        one = measure("numba", [f"n_orgs={firms}", f"periods={periods}"], cache_dir=cache, threads=1)
+        rows["compile"] = {"cold_first_call_s": cold["first_call_s"], "cached_first_call_s": warm["first_call_s"],
+                           "import_s": warm["import_s"]}  # fmt: skip
+        rows["throughput"] = {"numba": warm, "numba_1_thread": one, "mesa": mesa,
+                              "ratio_numba_over_mesa": warm["team_periods_per_s"] / mesa["team_periods_per_s"]}  # fmt: skip
+        scaling = []
+        for f in ([100, 200, 400] if q else [500, 1000, 2000, 4000]):
+            scaling.append(("firms", f, measure("numba", [f"n_orgs={f}", f"periods={periods}"], cache_dir=cache)))
+        for p in ([65, 130, 260] if q else [130, 260, 520, 1040]):
+            scaling.append(("periods", p, measure("numba", [f"n_orgs={firms // 2}", f"periods={p}"], cache_dir=cache)))
+        for w in ([1, 3] if q else [1, 3, 6, 12]):
+            ov = [f"n_orgs={firms // 2}", f"periods={periods}", f"network.width=[{w},{w},{w},1]"]
+            scaling.append(("regions", w, measure("numba", ov, cache_dir=cache)))
+        rows["scaling"] = [{"axis": a, "value": v, **r} for a, v, r in scaling]
+        if args.big:
+            rows["big"] = measure("numba", ["n_orgs=100000", "periods=520"], cache_dir=cache)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(rows, indent=2))
+    print(report(rows))
+    return 0
+
+
+def report(rows: dict) -> str:
+    t, c = rows["throughput"], rows["compile"]
+    lines = [
+        "| measure | value | target |",
+        "|---|---:|---|",
+        f"| numba, team-periods/s ({t['numba']['threads']} threads, {t['numba']['firms']} firms × {t['numba']['periods']} periods × {t['numba']['teams']} teams) | {t['numba']['team_periods_per_s']:,.0f} | ≥ 20,000,000 |",
+        f"| numba, team-periods/s (1 thread) | {t['numba_1_thread']['team_periods_per_s']:,.0f} | |",
+        f"| mesa, team-periods/s ({t['mesa']['firms']} firms) | {t['mesa']['team_periods_per_s']:,.0f} | |",
+        f"| numba / mesa | {t['ratio_numba_over_mesa']:,.0f}× | ≥ 500× |",
+        f"| cold compile (first call, empty cache) | {c['cold_first_call_s']:.1f} s | < 20 s |",
+        f"| cached start (first call, warm cache) | {c['cached_first_call_s']:.2f} s (+ import {c['import_s']:.2f} s) | < 2 s |",
+        f"| peak memory, numba run above | {t['numba']['peak_rss_mib']:,.0f} MiB | |",
+    ]
+    if "big" in rows:
+        b = rows["big"]
+        lines.append(
+            f"| 10^6 teams × 520 periods (KPIs only): wall, peak memory | {b['wall_s']:.0f} s, {b['peak_rss_mib'] / 1024:.1f} GiB | < 24 GiB |"
+        )
+    lines += ["", "| axis | value | team-periods | wall (s) | team-periods/s |", "|---|---:|---:|---:|---:|"]
+    for r in rows["scaling"]:
+        lines.append(f"| {r['axis']} | {r['value']} | {r['team_periods']:,} | {r['wall_s']:.2f} | {r['team_periods_per_s']:,.0f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

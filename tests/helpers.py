@@ -1,0 +1,156 @@
+"""Helpers shared by test modules: cached runs, results as arrays, the options in ``conf/``."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+from hypothesis import strategies as st
+
+import orgsim
+from orgsim.config import config_dir, config_from_dict
+from orgsim.network import Network, build_network
+
+
+@functools.cache
+def run(overrides: tuple[str, ...]) -> orgsim.SimulationResult:
+    """Compose ``conf/`` with ``overrides`` and simulate it (cached per test process)."""
+    return orgsim.simulate(orgsim.compose(list(overrides)))
+
+
+def network(res: orgsim.SimulationResult) -> Network:
+    return build_network(res.config)
+
+
+def team_array(res: orgsim.SimulationResult, column: str) -> np.ndarray:
+    """A team column of ``res.teams`` as an array ``[org, period, team]`` (network order)."""
+    cfg, teams = res.config, res.teams
+    n_teams = len(teams.team.cat.categories)
+    df = teams.sort_values(["org", "period", "team"], kind="stable")
+    return df[column].to_numpy(dtype=float).reshape(cfg.n_orgs, cfg.periods, n_teams)
+
+
+def kpi_array(res: orgsim.SimulationResult, column: str) -> np.ndarray:
+    """A KPI column of ``res.kpis`` as an array ``[org, period]``."""
+    cfg = res.config
+    df = res.kpis.sort_values(["org", "period"], kind="stable")
+    return df[column].to_numpy().reshape(cfg.n_orgs, cfg.periods)
+
+
+def atol_for(*arrays) -> float:
+    """Absolute tolerance for identities between float sums: 1e-9 of the largest magnitude."""
+    scale = max(float(np.max(np.abs(a))) if np.size(a) else 0.0 for a in arrays)
+    return 1e-9 * max(1.0, scale)
+
+
+def conf_options() -> list[tuple[str, str]]:
+    """Every ``(group, option)`` with a YAML file in ``conf/<group>/`` (discovered by globbing)."""
+    root = Path(config_dir())
+    return sorted(
+        (group.name, path.stem) for group in root.iterdir() if group.is_dir() for path in group.glob("*.yaml")
+    )
+
+
+def default_groups() -> set[str]:
+    """Config groups named in the defaults list of ``conf/config.yaml``."""
+    from omegaconf import OmegaConf
+
+    primary = OmegaConf.to_container(OmegaConf.load(Path(config_dir()) / "config.yaml"))
+    groups = set()
+    for entry in primary.get("defaults", []):
+        if isinstance(entry, dict):
+            groups.update(k.split("@")[0].lstrip("/").replace("override ", "") for k in entry)
+    return groups
+
+
+def group_override(group: str, option: str) -> str:
+    """``group=option`` for groups in the defaults list, ``+group=option`` for the others."""
+    return f"{group}={option}" if group in default_groups() else f"+{group}={option}"
+
+
+def unit_floats(lo, hi):
+    return st.floats(lo, hi, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def random_configs(draw) -> orgsim.Config:
+    """Random valid configurations (one firm, 30 periods) over the ranges the model allows."""
+    stages = draw(st.integers(1, 4))
+    widths = sorted(draw(st.lists(st.integers(1, 3), min_size=stages, max_size=stages)), reverse=True)
+    per_stage_int = st.lists(st.integers(1, 3), min_size=stages, max_size=stages)
+    integer = draw(st.booleans())
+    # whole units need whole initial stocks and demand levels (the steady-state pipelines)
+    amounts = (lambda lo, hi: st.integers(lo, hi)) if integer else unit_floats
+    serial = all(w == 1 for w in widths)
+    negative = draw(st.booleans()) if serial and not integer else False
+    data = {
+        "n_orgs": 1,
+        "periods": 30,
+        "seed": draw(st.integers(0, 2**32)),
+        "information": draw(st.sampled_from(["local", "shared"])),
+        "network": {
+            "stages": stages,
+            "width": widths,
+            "roles": [f"r{k}" for k in range(stages)],
+            "order_delay": draw(per_stage_int),
+            "lead_time": draw(per_stage_int),
+            "capacity": draw(st.lists(st.none() | unit_floats(1, 120), min_size=stages, max_size=stages)),
+            "initial_inventory": draw(st.lists(amounts(0, 100), min_size=stages, max_size=stages)),
+            "integer_units": integer,
+        },
+        "demand": {
+            "level": draw(amounts(0, 50)),
+            "trend": draw(unit_floats(-0.01, 0.01)),
+            "seasonality": draw(unit_floats(0, 1)),
+            "season_period": draw(st.integers(2, 52)),
+            "rho": draw(unit_floats(-0.95, 0.95)),
+            "cv": draw(unit_floats(0, 2)),
+            "shock_prob": draw(unit_floats(0, 0.3)),
+            "shock_size": draw(unit_floats(-1, 5)),
+            "shock_duration": draw(st.integers(1, 6)),
+            "step_period": draw(st.integers(0, 30)),
+            "step_size": draw(unit_floats(-30, 30)),
+            "allow_negative": draw(st.booleans()),
+        },
+        "policy": {
+            "forecast": draw(st.sampled_from(["smoothing", "moving_average"])),
+            "theta": draw(unit_floats(0, 1)),
+            "ma_window": draw(st.integers(1, 6)),
+            "alpha_s": draw(unit_floats(0, 1)),
+            "beta": draw(unit_floats(0, 1)),
+            "s_prime": draw(st.none() | unit_floats(-50, 300)),
+            "cover": draw(unit_floats(0, 4)),
+            "fixed_order_periods": draw(st.integers(0, 5)),
+            "allow_negative_orders": negative,
+        },
+        "costs": {
+            "holding": draw(unit_floats(0, 2)),
+            "backlog": draw(unit_floats(0, 5)),
+            "unit": draw(unit_floats(0, 3)),
+            "fixed": draw(unit_floats(0, 50)),
+            "material": draw(unit_floats(0, 5)),
+            "unmet": draw(st.sampled_from(["backlog", "lost_sales"])),
+        },
+        "supply": {
+            "disruption_prob": draw(unit_floats(0, 0.5)),
+            "disruption_duration": draw(st.integers(1, 5)),
+            "disruption_severity": draw(unit_floats(0, 1)),
+            "cost_shock_prob": draw(unit_floats(0, 0.5)),
+            "cost_shock_size": draw(unit_floats(-0.9, 5)),
+            "cost_shock_duration": draw(st.integers(1, 8)),
+        },
+        "finance": {
+            "enabled": draw(st.booleans()),
+            "price": draw(unit_floats(0, 30)),
+            "initial_cash": draw(unit_floats(0, 5000)),
+            "min_cash": draw(unit_floats(0, 2000)),
+            "interest_rate": draw(unit_floats(0, 0.1)),
+            "covenant_multiple": draw(unit_floats(0, 5)),
+            "covenant_window": draw(st.integers(1, 20)),
+            "grace_periods": draw(st.integers(0, 5)),
+            "receivable_lag": draw(st.integers(0, 5)),
+            "payable_lag": draw(st.integers(0, 5)),
+        },
+    }
+    return config_from_dict(data)

@@ -1,0 +1,552 @@
+"""Validation of the typed config (``orgsim.config``).
+
+Every field of every section is listed below with the rule it must obey; each rule is checked
+both ways: a value just outside is rejected with a one-line ``ConfigError`` naming the dotted
+field, the value and the rule (scikit-learn ``check_scalar`` style, e.g. ``network.lead_time ==
+0, must be >= 1``), and the boundary itself is accepted (or rejected, for open bounds).
+``test_every_field_has_a_validation_rule`` fails when a field is added without a rule here.
+The ``culture`` and ``management`` sections (the culture and management layers) are validated
+the same way in ``test_config_layers.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from helpers import conf_options, group_override, random_configs
+from hypothesis import given
+
+import orgsim
+from orgsim.config import (
+    _SECTIONS,
+    Config,
+    ConfigError,
+    CostConfig,
+    NetworkConfig,
+    PolicyConfig,
+    config_from_dict,
+)
+
+STAGES = Config().network.stages  # per-stage lists in these tests have one entry per stage
+
+
+@dataclass(frozen=True)
+class Num:
+    """A numeric field: ``lo``/``hi`` bounds as the rule states them (``None``: unbounded)."""
+
+    path: str
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    integer: bool = False
+    per_stage: bool = False
+    none_ok: bool = False
+
+    @property
+    def delta(self):
+        if self.integer:
+            return 1
+        return (self.hi - self.lo) / 4 if self.lo is not None and self.hi is not None else 1.0
+
+
+NUMBERS = [
+    Num("n_orgs", 1, 10_000_000, integer=True),
+    Num("periods", 1, 100_000, integer=True),
+    Num("seed", 0, 2**63 - 1, integer=True),
+    Num("network.stages", 1, 12, integer=True),
+    Num("network.width", 1, 64, integer=True, per_stage=True),
+    Num("network.order_delay", 1, 52, integer=True, per_stage=True),
+    Num("network.lead_time", 1, 52, integer=True, per_stage=True),
+    Num("network.capacity", 0, lo_open=True, per_stage=True, none_ok=True),
+    Num("network.initial_inventory", 0, per_stage=True),
+    Num("demand.level", 0),
+    Num("demand.trend", -0.01, 0.01),
+    Num("demand.seasonality", 0, 1),
+    Num("demand.season_period", 2, integer=True),
+    Num("demand.rho", -1, 1, lo_open=True, hi_open=True),
+    Num("demand.cv", 0, 2),
+    Num("demand.shock_prob", 0, 1),
+    Num("demand.shock_size", -1, 5),
+    Num("demand.shock_duration", 1, integer=True),
+    Num("demand.step_period", 0, integer=True),
+    Num("demand.step_size"),
+    Num("policy.theta", 0, 1),
+    Num("policy.ma_window", 1, 520, integer=True),
+    Num("policy.alpha_s", 0, 1),
+    Num("policy.beta", 0, 1),
+    Num("policy.s_prime", per_stage=True, none_ok=True),
+    Num("policy.cover", 0, 520, per_stage=True),
+    Num("policy.fixed_order_periods", 0, integer=True),
+    Num("costs.holding", 0, per_stage=True),
+    Num("costs.backlog", 0, per_stage=True),
+    Num("costs.unit", 0, per_stage=True),
+    Num("costs.fixed", 0, per_stage=True),
+    Num("costs.material", 0),
+    Num("supply.disruption_prob", 0, 1),
+    Num("supply.disruption_duration", 1, integer=True),
+    Num("supply.disruption_severity", 0, 1),
+    Num("supply.cost_shock_prob", 0, 1),
+    Num("supply.cost_shock_size", -0.9, 5),
+    Num("supply.cost_shock_duration", 1, integer=True),
+    Num("finance.price", 0),
+    Num("finance.initial_cash", 0),
+    Num("finance.min_cash", 0),
+    Num("finance.interest_rate", 0, 0.1),
+    Num("finance.covenant_multiple", 0, 20),
+    Num("finance.covenant_window", 1, 520, integer=True),
+    Num("finance.grace_periods", 0, integer=True),
+    Num("finance.receivable_lag", 0, 52, integer=True),
+    Num("finance.payable_lag", 0, 52, integer=True),
+]
+CHOICES = {
+    "engine": ("mesa", "numba"),
+    "information": ("local", "shared"),
+    "strategy.family": ("baseline", "efficiency_only", "culture_aligned"),
+    "policy.forecast": ("smoothing", "moving_average"),
+    "costs.unmet": ("backlog", "lost_sales"),
+}
+BOOLS = [
+    "network.integer_units",
+    "demand.allow_negative",
+    "policy.allow_negative_orders",
+    "finance.enabled",
+    "output.teams",
+]
+NAMES = ["scenario.name", "environment.name", "strategy.name", "output.name"]
+OTHERS = ["scenario.description", "network.roles"]  # tested one by one below
+
+IDENTIFIER = "a non-empty identifier (letters, digits, underscores)"
+
+
+def build(path: str, value) -> Config:
+    """A config from defaults with one dotted field set (through ``config_from_dict``)."""
+    *sections, name = path.split(".")
+    data = {name: value}
+    for section in reversed(sections):
+        data = {section: data}
+    return config_from_dict(data)
+
+
+def get(cfg: Config, path: str):
+    obj = cfg
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def rejects(path: str, value, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        build(path, value)
+    assert str(info.value) == message
+    assert "\n" not in str(info.value)
+
+
+def stored(spec: Num, value):
+    """What the config holds after normalisation: int or float, one per stage if per stage."""
+    one = None if value is None else (int(value) if spec.integer else float(value))
+    return (one,) * STAGES if spec.per_stage else one
+
+
+LAYER_SECTIONS = {"culture", "management"}  # see test_config_layers.py
+
+
+def field_paths() -> set[str]:
+    paths = set()
+    for f in dataclasses.fields(Config):
+        if f.name in LAYER_SECTIONS:
+            continue
+        if f.name in _SECTIONS:
+            paths.update(f"{f.name}.{g.name}" for g in dataclasses.fields(_SECTIONS[f.name]))
+        else:
+            paths.add(f.name)
+    return paths
+
+
+def test_every_field_has_a_validation_rule():
+    covered = {s.path for s in NUMBERS} | set(CHOICES) | set(BOOLS) | set(NAMES) | set(OTHERS)
+    assert field_paths() - covered == set(), "fields without a validation test in test_config.py"
+    assert covered - field_paths() == set(), "tests for fields that no longer exist"
+
+
+# -- numbers ----------------------------------------------------------------------------------
+WITH_LO = [s for s in NUMBERS if s.lo is not None]
+WITH_HI = [s for s in NUMBERS if s.hi is not None]
+
+
+@pytest.mark.parametrize("spec", WITH_LO, ids=lambda s: s.path)
+def test_below_lower_bound_rejected(spec):
+    if spec.lo_open:
+        rejects(spec.path, spec.lo, f"{spec.path} == {spec.lo!r}, must be > {spec.lo}")
+    else:
+        value = spec.lo - spec.delta
+        rejects(spec.path, value, f"{spec.path} == {value!r}, must be >= {spec.lo}")
+
+
+@pytest.mark.parametrize("spec", WITH_HI, ids=lambda s: s.path)
+def test_above_upper_bound_rejected(spec):
+    if spec.hi_open:
+        rejects(spec.path, spec.hi, f"{spec.path} == {spec.hi!r}, must be < {spec.hi}")
+    else:
+        value = spec.hi + spec.delta
+        rejects(spec.path, value, f"{spec.path} == {value!r}, must be <= {spec.hi}")
+
+
+def boundary_values(spec: Num):
+    values = []
+    if spec.lo is not None:
+        values.append(spec.lo + (spec.delta / 1000 if spec.lo_open else 0))
+    if spec.hi is not None:
+        values.append(spec.hi - (spec.delta / 1000 if spec.hi_open else 0))
+    if spec.lo is None and spec.hi is None:
+        values += [-1e6, 0, 1e6]
+    return values
+
+
+@pytest.mark.parametrize("spec", NUMBERS, ids=lambda s: s.path)
+def test_boundaries_accepted_and_normalised(spec):
+    for value in boundary_values(spec):
+        got = get(build(spec.path, value), spec.path)
+        assert got == stored(spec, value)
+        one = got[0] if spec.per_stage else got
+        assert type(one) is (int if spec.integer else float)
+
+
+@pytest.mark.parametrize("spec", [s for s in NUMBERS if s.integer], ids=lambda s: s.path)
+def test_integer_fields_reject_fractions_and_accept_whole_floats(spec):
+    value = spec.lo + 0.5
+    rejects(spec.path, value, f"{spec.path} == {value!r}, must be an integer")
+    assert get(build(spec.path, float(spec.lo)), spec.path) == stored(spec, spec.lo)
+
+
+@pytest.mark.parametrize("spec", NUMBERS, ids=lambda s: s.path)
+@pytest.mark.parametrize("bad", ["abc", True, {"a": 1}], ids=["string", "bool", "mapping"])
+def test_non_numbers_rejected(spec, bad):
+    rejects(spec.path, bad, f"{spec.path} == {bad!r}, must be {'an integer' if spec.integer else 'a number'}")
+
+
+@pytest.mark.parametrize("spec", NUMBERS, ids=lambda s: s.path)
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+def test_non_finite_rejected(spec, bad):
+    rule = "an integer" if spec.integer else "finite"
+    rejects(spec.path, bad, f"{spec.path} == {bad!r}, must be {rule}")
+
+
+@pytest.mark.parametrize("spec", NUMBERS, ids=lambda s: s.path)
+def test_none(spec):
+    if spec.none_ok:
+        assert get(build(spec.path, None), spec.path) == stored(spec, None)
+    elif spec.per_stage:
+        rejects(spec.path, None, f"{spec.path} == None, must be a number or a list of one number per stage")
+    else:
+        rejects(
+            spec.path, None, f"{spec.path} == None, must be {'an integer' if spec.integer else 'a number'}"
+        )
+
+
+# -- per-stage fields -------------------------------------------------------------------------
+PER_STAGE = [s for s in NUMBERS if s.per_stage]
+
+
+def valid_value(spec: Num):
+    return spec.lo + (1 if spec.lo_open or spec.integer else 0) if spec.lo is not None else 3
+
+
+@pytest.mark.parametrize("spec", PER_STAGE, ids=lambda s: s.path)
+def test_per_stage_accepts_one_value_per_stage(spec):
+    values = [valid_value(spec)] * STAGES
+    if spec.path == "network.width":
+        values = list(range(STAGES + 1, 1, -1))  # must not grow toward the source
+    elif spec.hi is None or valid_value(spec) + STAGES <= spec.hi:
+        values = [valid_value(spec) + k for k in range(STAGES)]
+    got = get(build(spec.path, values), spec.path)
+    assert got == tuple(stored(Num(spec.path, integer=spec.integer), v) for v in values)
+    assert get(build(spec.path, tuple(values)), spec.path) == got
+
+
+@pytest.mark.parametrize("spec", PER_STAGE, ids=lambda s: s.path)
+@pytest.mark.parametrize("length", [STAGES - 1, STAGES + 1])
+def test_per_stage_rejects_wrong_length(spec, length):
+    values = [valid_value(spec)] * length
+    rule = f"a number or a list of {STAGES} numbers (one per stage)"
+    rejects(spec.path, values, f"{spec.path} == {values!r}, must be {rule}")
+
+
+@pytest.mark.parametrize("spec", PER_STAGE, ids=lambda s: s.path)
+def test_per_stage_rejects_non_numbers_inside_lists(spec):
+    values = [valid_value(spec)] * STAGES
+    values[-1] = "x"
+    rule = "an integer" if spec.integer else "a number"
+    rejects(spec.path, values, f"{spec.path}[{STAGES - 1}] == 'x', must be {rule}")
+
+
+@pytest.mark.parametrize("spec", [s for s in PER_STAGE if s.lo is not None], ids=lambda s: s.path)
+def test_per_stage_error_names_the_stage(spec):
+    values = [valid_value(spec)] * STAGES
+    bad = spec.lo if spec.lo_open else spec.lo - spec.delta
+    values[2] = bad
+    op = ">" if spec.lo_open else ">="
+    rejects(spec.path, values, f"{spec.path}[2] == {bad!r}, must be {op} {spec.lo}")
+
+
+def test_per_stage_length_follows_network_stages():
+    cfg = config_from_dict({"network": {"stages": 2, "lead_time": [1, 3]}, "policy": {"cover": [0, 1]}})
+    assert cfg.network.lead_time == (1, 3)
+    assert cfg.network.order_delay == (2, 2)
+    assert cfg.policy.cover == (0.0, 1.0)
+    assert cfg.costs.holding == (0.5, 0.5)
+    with pytest.raises(ConfigError, match=r"^policy\.cover == \[0, 1, 2\], must be .* list of 2 numbers"):
+        config_from_dict({"network": {"stages": 2}, "policy": {"cover": [0, 1, 2]}})
+
+
+# -- choices, booleans, names -----------------------------------------------------------------
+@pytest.mark.parametrize("path", sorted(CHOICES))
+def test_choices(path):
+    allowed = CHOICES[path]
+    for value in allowed:
+        assert get(build(path, value), path) == value
+    rule = "one of " + ", ".join(repr(a) for a in allowed)
+    rejects(path, "bogus", f"{path} == 'bogus', must be {rule}")
+    rejects(path, allowed[0].upper(), f"{path} == {allowed[0].upper()!r}, must be {rule}")
+
+
+@pytest.mark.parametrize("path", BOOLS)
+def test_booleans(path):
+    for value in (True, False):
+        assert get(build(path, value), path) is value
+    for bad in ("yes", 1, None):
+        rejects(path, bad, f"{path} == {bad!r}, must be true or false")
+
+
+@pytest.mark.parametrize("path", NAMES)
+def test_names(path):
+    assert get(build(path, "my_name_2"), path) == "my_name_2"
+    for bad in ("", "two words", "dash-ed", 5, None):
+        rejects(path, bad, f"{path} == {bad!r}, must be {IDENTIFIER}")
+
+
+def test_roles():
+    roles = ["a", "b", "c", "d"]
+    assert build("network.roles", roles).network.roles == tuple(roles)
+    assert Config().network.roles == tuple(f"stage{k}" for k in range(STAGES))
+    rejects(
+        "network.roles",
+        ["a", "b"],
+        f"network.roles == ['a', 'b'], must be a list of {STAGES} role names (one per stage)",
+    )
+    rejects(
+        "network.roles",
+        "abcd",
+        f"network.roles == 'abcd', must be a list of {STAGES} role names (one per stage)",
+    )
+    rejects("network.roles", ["a", "b c", "d", "e"], f"network.roles[1] == 'b c', must be {IDENTIFIER}")
+
+
+def test_description_is_free_text():
+    assert build("scenario.description", "Any text: at all (even this).").scenario.description.startswith(
+        "Any"
+    )
+
+
+def test_description_must_be_text():
+    with pytest.raises(ConfigError, match=r"^scenario\.description == 5, must be"):
+        build("scenario.description", 5)
+
+
+# -- rules across fields ----------------------------------------------------------------------
+def test_width_must_not_grow_toward_the_source():
+    rejects(
+        "network.width",
+        [1, 2, 2, 2],
+        "network.width == [1, 2, 2, 2], must be non-increasing from the customer up (each team has one supplier)",
+    )
+    assert build("network.width", [3, 3, 2, 1]).network.width == (3, 3, 2, 1)
+
+
+def test_negative_orders_need_a_serial_network_of_divisible_units():
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"network": {"width": [2, 1, 1, 1]}, "policy": {"allow_negative_orders": True}})
+    assert str(info.value) == (
+        "policy.allow_negative_orders == True, must be false unless the network is serial "
+        "(network.width == 1 at every stage)"
+    )
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"network": {"integer_units": True}, "policy": {"allow_negative_orders": True}})
+    assert (
+        str(info.value)
+        == "policy.allow_negative_orders == True, must be false when network.integer_units is true"
+    )
+
+
+@pytest.mark.parametrize("section", sorted(_SECTIONS))
+def test_sections_must_be_their_dataclass(section):
+    with pytest.raises(ConfigError) as info:
+        Config(**{section: "x"})
+    assert str(info.value) == f"{section} == 'x', must be a {_SECTIONS[section].__name__}"
+    with pytest.raises(ConfigError, match=rf"^{section} == 5, must be a mapping"):
+        config_from_dict({section: 5})
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [("network.initial_inventory", 12.5), ("demand.level", 4.5)],
+    ids=["inventory", "level"],
+)
+def test_integer_units_need_whole_initial_values(path, value):
+    section, name = path.split(".")
+    data = {"network": {"integer_units": True}}
+    data.setdefault(section, {})[name] = value
+    with pytest.raises(ConfigError, match=rf"^{section}\.{name} == {value}, must be"):
+        config_from_dict(data)
+
+
+# -- numpy scalars ----------------------------------------------------------------------------
+def test_numpy_floats_accepted():
+    assert Config().replace(**{"policy.theta": np.float64(0.25)}).policy.theta == 0.25
+
+
+@pytest.mark.parametrize("field", ["seed", "n_orgs", "periods"])
+def test_numpy_integers_accepted(field):
+    assert getattr(Config().replace(**{field: np.int64(5)}), field) == 5
+
+
+# -- building, replacing, round trips ---------------------------------------------------------
+def test_unknown_keys_rejected():
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"foo": 1})
+    head, allowed = str(info.value).split("; allowed keys: ")
+    assert head == "foo is not a config key"
+    assert allowed.split(", ") == sorted(f.name for f in dataclasses.fields(Config))
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"policy": {"thetaa": 0.1}})
+    head, allowed = str(info.value).split("; allowed keys: ")
+    assert head == "policy.thetaa is not a config key"
+    assert allowed.split(", ") == sorted(f.name for f in dataclasses.fields(PolicyConfig))
+    for key in ("nope", "policy.nope", "n_orgs.x", "nope.theta"):
+        with pytest.raises(ConfigError, match=rf"^{key.replace('.', '[.]')} is not a config key"):
+            Config().replace(**{key: 1})
+
+
+def test_replace():
+    cfg = Config()
+    new = cfg.replace(n_orgs=3, **{"policy.theta": 0.2})
+    assert (new.n_orgs, new.policy.theta) == (3, 0.2)
+    assert new.policy.alpha_s == cfg.policy.alpha_s
+    assert (cfg.n_orgs, cfg.policy.theta) == (8, 0.36), "replace changed the original"
+    assert new.replace(n_orgs=8, **{"policy.theta": 0.36}) == cfg
+    section = cfg.replace(policy=PolicyConfig(theta=0.1, s_prime=5))
+    assert section.policy.theta == 0.1 and section.policy.s_prime == (5.0,) * STAGES
+    with pytest.raises(ConfigError, match=r"^policy\.theta == 7, must be <= 1$"):
+        cfg.replace(**{"policy.theta": 7})
+
+
+def test_replace_network_stages_works_when_lists_match():
+    chen = orgsim.compose(["scenario=chen_bullwhip"])
+    roles = ["retailer", "wholesaler", "manufacturer"]
+    overrides = {"network.stages": 3, "network.roles": roles}
+    per_stage = {
+        "network.width": 1,
+        "network.order_delay": 1,
+        "network.lead_time": 3,
+        "network.capacity": None,
+        "network.initial_inventory": 0,
+        "policy.s_prime": 0,
+        "policy.cover": 3,
+        **{f"costs.{c}": 0 for c in ("holding", "backlog", "unit", "fixed")},
+    }
+    composed = orgsim.compose(
+        ["scenario=chen_bullwhip", "network.stages=3", f"network.roles=[{','.join(roles)}]"]
+    )
+    assert chen.replace(**overrides, **per_stage) == composed
+
+
+def test_replace_network_stages_like_compose():
+    roles = ["retailer", "wholesaler", "manufacturer"]
+    chen = orgsim.compose(["scenario=chen_bullwhip"])
+    composed = orgsim.compose(
+        ["scenario=chen_bullwhip", "network.stages=3", f"network.roles=[{','.join(roles)}]"]
+    )
+    assert chen.replace(**{"network.stages": 3, "network.roles": roles}) == composed
+
+
+def test_configs_are_frozen():
+    cfg = Config()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.n_orgs = 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.policy.theta = 0.5
+
+
+def test_sections_passed_in_are_not_mutated():
+    policy = PolicyConfig(s_prime=[1, 2, 3, 4], cover=2)
+    costs = CostConfig(holding=[1, 2, 3, 4])
+    cfg = Config(policy=policy, costs=costs, network=NetworkConfig(stages=4))
+    assert policy.s_prime == [1, 2, 3, 4] and policy.cover == 2
+    assert costs.holding == [1, 2, 3, 4] and costs.backlog == 1.0
+    assert cfg.policy.s_prime == (1.0, 2.0, 3.0, 4.0) and cfg.policy.cover == (2.0,) * 4
+    assert cfg.costs.holding == (1.0, 2.0, 3.0, 4.0)
+    assert cfg.policy is not policy and cfg.costs is not costs
+
+
+def test_config_from_dict_does_not_mutate_its_input():
+    data = orgsim.compose(["scenario=beer_game"]).to_dict()
+    before = copy.deepcopy(data)
+    config_from_dict(data)
+    assert data == before
+
+
+@pytest.mark.parametrize(("group", "option"), conf_options(), ids=[f"{g}-{o}" for g, o in conf_options()])
+def test_round_trip_of_every_conf_option(group, option):
+    cfg = orgsim.compose([group_override(group, option)])
+    data = cfg.to_dict()
+    assert config_from_dict(data) == cfg
+    assert config_from_dict(json.loads(json.dumps(data))) == cfg, "to_dict is not JSON-safe"
+
+
+@given(cfg=random_configs())
+def test_round_trip_of_random_configs(cfg):
+    assert config_from_dict(cfg.to_dict()) == cfg
+    assert config_from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert Config(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(Config)}) == cfg
+
+
+# -- compose ----------------------------------------------------------------------------------
+def test_compose_default_is_the_multinational():
+    cfg = orgsim.compose()
+    assert (cfg.scenario.name, cfg.strategy.name, cfg.environment.name) == ("multinational", "none", "stable")
+    assert cfg == orgsim.compose([])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["n_orgs=-1"], "n_orgs == -1, must be >= 1"),
+        (["policy.theta=abc"], "policy.theta == 'abc', must be a number"),
+        (["policy.theta=7"], "policy.theta == 7.0, must be <= 1"),
+        (["network.lead_time=0"], "network.lead_time == 0, must be >= 1"),
+        (["foo=1"], "foo is not a config key"),
+        (["policy.nope=1"], "policy.nope is not a config key"),
+        (["network.width=[1,2,3,4]"], "network.width == [1, 2, 3, 4], must be non-increasing"),
+        (["policy.s_prime=[1,2]"], "policy.s_prime == [1, 2], must be a number or a list of 4 numbers"),
+        (["information=both"], "information == 'both', must be one of 'local', 'shared'"),
+    ],
+)
+def test_compose_bad_overrides_raise_one_line(overrides, message):
+    with pytest.raises(ConfigError) as info:
+        orgsim.compose(overrides)
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("group", ["scenario", "environment", "strategy"])
+def test_compose_unknown_group_option_lists_the_options(group):
+    with pytest.raises(ConfigError) as info:
+        orgsim.compose([f"{group}=nope"])
+    options = sorted(o for g, o in conf_options() if g == group)
+    assert str(info.value) == f"{group} == 'nope', must be one of " + ", ".join(repr(o) for o in options)
