@@ -95,7 +95,7 @@ def simulate(
     *,
     seed=None,
     params: pd.DataFrame | None = None,
-    teams: bool = True,
+    teams: bool | None = None,
     progress: bool | None = None,
     chunk: int | None = None,
 ) -> SimulationResult:
@@ -116,8 +116,10 @@ def simulate(
         ``n_orgs`` becomes the number of rows. With ``engine="numba"`` the whole population is
         one kernel call; keys that fix array shapes (``orgsim.engine_numba.STRUCTURAL``) must
         not vary.
-    teams : bool
+    teams : bool, optional
         Keep team-level records (``result.teams``); memory grows with firms × periods × teams.
+        By default only the numba engine leaves them out (firm-level KPIs only, so large
+        populations fit in memory); the Mesa engine, run on small populations, keeps them.
     progress : bool, optional
         Show a progress bar (tqdm). By default it is shown on an interactive terminal when the
         run is long enough to take more than a few seconds.
@@ -145,6 +147,8 @@ def simulate(
         raise ConfigError(f"engine == {engine!r}, must be one of 'mesa', 'numba'")
     if engine != cfg.engine:
         cfg = cfg.replace(engine=engine)
+    if teams is None:
+        teams = engine == "mesa"
     configs = _firm_configs(cfg, params)
     if configs is not None:
         cfg = (

@@ -86,7 +86,7 @@ def assert_bit_identical(got: dict, want: dict) -> None:
 def test_firm_chunks_on_ray_equal_one_local_run(ray_cluster, split):
     cfg = orgsim.compose(["strategy=bso", "environment=volatile", "n_orgs=40", "periods=60"])
     # run locally first: this also compiles (or loads) the Numba cache the Ray workers then load
-    local = orgsim.simulate(cfg, engine="numba")
+    local = orgsim.simulate(cfg, engine="numba", teams=True)
     res = simulate_ray(cfg, teams=True, **split)
 
     assert isinstance(res, orgsim.SimulationResult)

@@ -37,7 +37,8 @@ def _assert_same(a: orgsim.SimulationResult, b: orgsim.SimulationResult, rtol=1e
             atol=atol,
             err_msg=f"KPI {name}",
         )
-    if a.team_arrays is not None and b.team_arrays is not None:
+    assert (a.team_arrays is None) == (b.team_arrays is None), "compare like with like"
+    if a.team_arrays is not None:
         for name in a.team_arrays:
             np.testing.assert_allclose(
                 a.team_arrays[name], b.team_arrays[name], rtol=rtol, atol=atol, err_msg=f"team {name}"
@@ -64,7 +65,7 @@ def test_engines_agree(scenario, strategy, environment):
         ]
     )
     mesa = orgsim.simulate(cfg, engine="mesa")
-    fast = orgsim.simulate(cfg, engine="numba")
+    fast = orgsim.simulate(cfg, engine="numba", teams=True)
     _assert_same(mesa, fast)
     pd.testing.assert_frame_equal(
         mesa.kpis.drop(columns=["solvent"]), fast.kpis.drop(columns=["solvent"]), rtol=1e-9, atol=1e-9
@@ -76,7 +77,7 @@ def test_engines_agree_through_insolvency():
     """A firm that goes insolvent is dormant in both engines from the same period on."""
     cfg = orgsim.compose(["environment=volatile", "n_orgs=3", "periods=150", "finance.initial_cash=0"])
     mesa = orgsim.simulate(cfg, engine="mesa")
-    fast = orgsim.simulate(cfg, engine="numba")
+    fast = orgsim.simulate(cfg, engine="numba", teams=True)
     assert not mesa.kpis.solvent.all(), "the config should drive some firm insolvent"
     _assert_same(mesa, fast)
 
@@ -90,9 +91,9 @@ def test_thread_count_invariance(noisy_cfg):
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        one = orgsim.simulate(noisy_cfg, engine="numba")
+        one = orgsim.simulate(noisy_cfg, engine="numba", teams=True)
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        many = orgsim.simulate(noisy_cfg, engine="numba")
+        many = orgsim.simulate(noisy_cfg, engine="numba", teams=True)
     finally:
         numba.set_num_threads(before)
     _assert_same(one, many, rtol=0, atol=0)
@@ -100,14 +101,14 @@ def test_thread_count_invariance(noisy_cfg):
 
 @pytest.mark.parametrize("chunk", [1, 2, 4])
 def test_chunking_invariance(noisy_cfg, chunk):
-    whole = orgsim.simulate(noisy_cfg, engine="numba")
-    chunked = orgsim.simulate(noisy_cfg, engine="numba", chunk=chunk)
+    whole = orgsim.simulate(noisy_cfg, engine="numba", teams=True)
+    chunked = orgsim.simulate(noisy_cfg, engine="numba", chunk=chunk, teams=True)
     _assert_same(whole, chunked, rtol=0, atol=0)
 
 
 def test_firm_alone_equals_firm_in_population(noisy_cfg):
     """A firm's path depends only on the seed and its index."""
-    pop = orgsim.simulate(noisy_cfg, engine="numba")
+    pop = orgsim.simulate(noisy_cfg, engine="numba", teams=True)
     packed = engine_numba.pack([noisy_cfg])
     for index in (0, 4):
         keys = firm_keys(noisy_cfg.seed, [index])
@@ -135,10 +136,10 @@ def test_per_firm_parameters_equal_separate_runs():
             "information": ["local", "shared", "local"],
         }
     )
-    batch = orgsim.simulate(base, engine="numba", params=params)
+    batch = orgsim.simulate(base, engine="numba", params=params, teams=True)
     assert batch.config.n_orgs == 3
     for i, row in params.iterrows():
-        single = orgsim.simulate(base.replace(n_orgs=i + 1, **row.to_dict()), engine="numba")
+        single = orgsim.simulate(base.replace(n_orgs=i + 1, **row.to_dict()), engine="numba", teams=True)
         for name in batch.kpi_arrays:
             np.testing.assert_array_equal(batch.kpi_arrays[name][i], single.kpi_arrays[name][i], err_msg=name)
     # the parameter values are carried into the KPI table

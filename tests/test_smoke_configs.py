@@ -64,7 +64,7 @@ def test_option_composes_and_runs(group, option):
     cfg = orgsim.compose([group_override(group, option), *TINY])
     if group in ("scenario", "environment", "strategy"):
         assert getattr(cfg, group).name == option, f"conf/{group}/{option}.yaml names itself differently"
-    check_frames(orgsim.simulate(cfg))
+    check_frames(orgsim.simulate(cfg, teams=True))
 
 
 @pytest.mark.parametrize("scenario", [o for g, o in OPTIONS if g == "scenario"])
