@@ -68,8 +68,10 @@ def _child(spec: dict) -> dict:
 def measure(engine: str, overrides: list[str], *, cache_dir: str, threads: int | None = None) -> dict:
     spec = {"engine": engine, "overrides": overrides, "threads": threads}
     env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
-    code = "import json,sys; sys.path.insert(0, %r); from bench_engines import _child; print(json.dumps(_child(json.loads(sys.argv[1]))))" % str(
-        Path(__file__).parent
+    here = str(Path(__file__).parent)
+    code = (
+        f"import json, sys; sys.path.insert(0, {here!r}); from bench_engines import _child; "
+        "print(json.dumps(_child(json.loads(sys.argv[1]))))"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True, env=env, cwd=ROOT
@@ -89,7 +91,13 @@ def main(argv=None) -> int:
     periods = 260 if q else 520
     firms = 400 if q else 2000
     mesa_firms = 4 if q else 20
-    rows: dict = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}}
+    rows: dict = {
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        }
+    }
     with tempfile.TemporaryDirectory() as cache:
         cold = measure("numba", [f"n_orgs={firms}", f"periods={periods}"], cache_dir=cache)
         warm = measure("numba", [f"n_orgs={firms}", f"periods={periods}"], cache_dir=cache)
@@ -100,11 +108,15 @@ def main(argv=None) -> int:
         rows["throughput"] = {"numba": warm, "numba_1_thread": one, "mesa": mesa,
                               "ratio_numba_over_mesa": warm["team_periods_per_s"] / mesa["team_periods_per_s"]}  # fmt: skip
         scaling = []
-        for f in ([100, 200, 400] if q else [500, 1000, 2000, 4000]):
-            scaling.append(("firms", f, measure("numba", [f"n_orgs={f}", f"periods={periods}"], cache_dir=cache)))
-        for p in ([65, 130, 260] if q else [130, 260, 520, 1040]):
-            scaling.append(("periods", p, measure("numba", [f"n_orgs={firms // 2}", f"periods={p}"], cache_dir=cache)))
-        for w in ([1, 3] if q else [1, 3, 6, 12]):
+        for f in [100, 200, 400] if q else [500, 1000, 2000, 4000]:
+            scaling.append(
+                ("firms", f, measure("numba", [f"n_orgs={f}", f"periods={periods}"], cache_dir=cache))
+            )
+        for p in [65, 130, 260] if q else [130, 260, 520, 1040]:
+            scaling.append(
+                ("periods", p, measure("numba", [f"n_orgs={firms // 2}", f"periods={p}"], cache_dir=cache))
+            )
+        for w in [1, 3] if q else [1, 3, 6, 12]:
             ov = [f"n_orgs={firms // 2}", f"periods={periods}", f"network.width=[{w},{w},{w},1]"]
             scaling.append(("regions", w, measure("numba", ov, cache_dir=cache)))
         rows["scaling"] = [{"axis": a, "value": v, **r} for a, v, r in scaling]
@@ -136,7 +148,9 @@ def report(rows: dict) -> str:
         )
     lines += ["", "| axis | value | team-periods | wall (s) | team-periods/s |", "|---|---:|---:|---:|---:|"]
     for r in rows["scaling"]:
-        lines.append(f"| {r['axis']} | {r['value']} | {r['team_periods']:,} | {r['wall_s']:.2f} | {r['team_periods_per_s']:,.0f} |")
+        lines.append(
+            f"| {r['axis']} | {r['value']} | {r['team_periods']:,} | {r['wall_s']:.2f} | {r['team_periods_per_s']:,.0f} |"
+        )
     return "\n".join(lines)
 
 
