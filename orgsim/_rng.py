@@ -38,10 +38,12 @@ def _mix(z):
 
 @njit(cache=True)
 def stream_base(key, stream, team, period):
-    """The hash prefix of all draws of one (key, stream, team, period); hoist it out of loops."""
-    h = _mix(np.uint64(key) + _GAMMA)
-    h = _mix(h + np.uint64(stream) * _GAMMA)
-    h = _mix(h + np.uint64(team) * _GAMMA + np.uint64(1))
+    """The hash prefix of all draws of one (key, stream, team, period); hoist it out of loops.
+
+    Two SplitMix64 finalisers: one over the key with the stream and team folded in by odd
+    multipliers, one adding the period.
+    """
+    h = _mix(np.uint64(key) ^ (np.uint64(stream) * _GAMMA) ^ (np.uint64(team) * _M1 + _M2))
     return _mix(h + np.uint64(period) * _GAMMA + np.uint64(2))
 
 

@@ -167,10 +167,9 @@ def turnover(known, pos, m, p3, key, team, t):
     if p3 <= 0.0:
         return
     leave = stream_base(key, TURNOVER, team, t)
-    naive = stream_base(key, NAIVE, team, t)
     for i in range(known.shape[0]):
         if uniform_at(leave, i) < p3:
-            known[i], pos[i] = _naive(naive, i * m, m)
+            known[i], pos[i] = _naive(stream_base(key, NAIVE, team, t), i * m, m)
 
 
 @njit(cache=True)

@@ -92,7 +92,7 @@ def check_run_dir(run_dir: Path, overrides: list[str]) -> None:
         assert meta["versions"][package] == metadata.version(package)
     assert meta["versions"]["python"] == platform.python_version()
     # the same results as the library for the same overrides
-    expected = orgsim.simulate(cfg)
+    expected = orgsim.simulate(cfg, teams=cfg.output.teams)
     frames = {"kpis": (expected.kpis, orgsim.KPI_COLUMNS)}
     if cfg.output.teams:
         frames["teams"] = (expected.teams, orgsim.TEAM_COLUMNS)
