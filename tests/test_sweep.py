@@ -83,6 +83,12 @@ def test_sweep_runs_every_combination_and_is_queryable(tmp_path):
     assert len(df) == 4 * 2 * 10
     assert set(df.strategy.unique()) == {"bpo", "bso"}
     assert set(df.seed.unique()) == {0, 1}
+    # plain Parquet files: Arrow datasets (what Dask, Polars and Spark build on) read the glob
+    import pyarrow.dataset as ds
+
+    files = sorted(str(p) for p in (tmp_path / "multirun" / "sweep").rglob("kpis.parquet"))
+    table = ds.dataset(files, format="parquet").to_table()
+    assert table.num_rows == len(df) and set(orgsim.KPI_COLUMNS) <= set(table.column_names)
     summary = orgsim.results.summarize(tmp_path / "multirun" / "sweep")
     assert set(summary.strategy) == {"bpo", "bso"}
     assert (summary.runs == 2).all() and (summary.firms == 4).all()
