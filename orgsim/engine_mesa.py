@@ -55,6 +55,7 @@ from .operations import (
     smooth,
     team_cost,
 )
+from .simulation import ENGINE_KPIS, ENGINE_TEAM_FIELDS
 
 __all__ = ["Firm", "Team", "run_firm"]
 
@@ -624,29 +625,9 @@ class Firm(mesa.Model):
         self._culture_kpis()
 
 
-#: model attribute collected for each KPI column
-_KPI_ATTRS = (
-    "demand_total",
-    "revenue",
-    "operating_cost",
-    "ebitda",
-    "free_cash_flow",
-    "net_financing",
-    "interest",
-    "cash_start",
-    "cash",
-    "debt",
-    "credit_headroom",
-    "inventory_units",
-    "backlog_units",
-    "fill_rate",
-    "mean_knowledge",
-    "code_knowledge",
-    "mean_maturity",
-    "solvent",
-    "programme_cost",
-)
-_TEAM_ATTRS = ("inventory", "backlog", "order", "received", "shipped", "cost", "knowledge")
+#: model and agent attributes the DataCollector records (the same fields as the batch engine)
+_KPI_ATTRS = ENGINE_KPIS
+_TEAM_ATTRS = ENGINE_TEAM_FIELDS
 
 
 def run_firm(cfg: Config, index: int, key: int | None = None) -> tuple[dict, dict]:

@@ -49,31 +49,12 @@ from .operations import (
     smooth,
     team_cost,
 )
+from .simulation import ENGINE_KPIS, ENGINE_TEAM_FIELDS
 
 __all__ = ["KPI_FIELDS", "TEAM_FIELDS", "pack", "run"]
 
-KPI_FIELDS = (
-    "demand_total",
-    "revenue",
-    "operating_cost",
-    "ebitda",
-    "free_cash_flow",
-    "net_financing",
-    "interest",
-    "cash_start",
-    "cash",
-    "debt",
-    "credit_headroom",
-    "inventory_units",
-    "backlog_units",
-    "fill_rate",
-    "mean_knowledge",
-    "code_knowledge",
-    "mean_maturity",
-    "solvent",
-    "programme_cost",
-)
-TEAM_FIELDS = ("inventory", "backlog", "order", "received", "shipped", "cost", "knowledge")
+KPI_FIELDS = ENGINE_KPIS  # kout[j] below is field j
+TEAM_FIELDS = ENGINE_TEAM_FIELDS
 
 # ---- per-firm scalar parameters: column indices of P --------------------------------------
 _P_NAMES = (

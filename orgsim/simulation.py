@@ -58,6 +58,30 @@ TEAM_COLUMNS = (
     "cost",
     "knowledge",
 )
+#: what both engines record per firm and period, in the order of the batch kernel's output
+#: (``demand_total`` becomes the ``demand`` column)
+ENGINE_KPIS = (
+    "demand_total",
+    "revenue",
+    "operating_cost",
+    "ebitda",
+    "free_cash_flow",
+    "net_financing",
+    "interest",
+    "cash_start",
+    "cash",
+    "debt",
+    "credit_headroom",
+    "inventory_units",
+    "backlog_units",
+    "fill_rate",
+    "mean_knowledge",
+    "code_knowledge",
+    "mean_maturity",
+    "solvent",
+    "programme_cost",
+)
+ENGINE_TEAM_FIELDS = TEAM_COLUMNS[5:]
 _PACKAGES = ("orgsim", "mesa", "numba", "numpy", "pandas", "pyarrow", "hydra-core", "omegaconf")
 
 
