@@ -166,3 +166,50 @@ def test_kpis_only_by_default_when_teams_false(noisy_cfg):
     assert res.teams.empty
     assert list(res.kpis.columns[: len(orgsim.KPI_COLUMNS)]) == list(orgsim.KPI_COLUMNS)
     assert np.isfinite(res.kpis.select_dtypes("number").to_numpy()).all()
+
+
+# -- property: the engines agree on random valid configs with every layer -------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from helpers import random_configs  # noqa: E402
+
+
+@st.composite
+def configs_with_every_layer(draw):
+    cfg = draw(random_configs())
+    unit = st.floats(0, 1, allow_nan=False)
+    return cfg.replace(
+        **{
+            "culture.enabled": draw(st.booleans()),
+            "culture.dims": draw(st.integers(1, 64)),
+            "culture.members": draw(st.integers(1, 6)),
+            "culture.p1": draw(unit),
+            "culture.p2": draw(unit),
+            "culture.p3": draw(st.floats(0, 0.2)),
+            "culture.p4": draw(st.floats(0, 0.2)),
+            "culture.burn_in": draw(st.integers(0, 10)),
+            "culture.every": draw(st.integers(1, 3)),
+            "culture.superior": draw(st.sampled_from(["performance", "score"])),
+            "culture.superior_share": draw(st.floats(0.05, 1)),
+            "management.accountability_weight": draw(unit),
+            "management.score_window": draw(st.integers(1, 8)),
+            "management.adapt_every": draw(st.integers(0, 6)),
+            "management.execution_noise": draw(st.floats(0, 0.5)),
+            "management.initial_maturity": draw(unit),
+            "management.bpo_every": draw(st.integers(0, 6)),
+            "management.bpo_target": draw(st.sampled_from(["worst_local", "constraint"])),
+            "management.bpm_rate": draw(st.floats(0, 0.3)),
+            "management.bpm_focus": draw(st.sampled_from(["uniform", "constraint"])),
+            "management.alignment_rate": draw(st.floats(0, 0.3)),
+            "management.socialisation_boost": draw(unit),
+            "n_orgs": 2,
+        }
+    )
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg=configs_with_every_layer())
+def test_engines_agree_on_random_configs(cfg):
+    """Property: for any valid config, both engines give the same numbers, all finite."""
+    _assert_same(orgsim.simulate(cfg, engine="mesa"), orgsim.simulate(cfg, engine="numba", teams=True))
