@@ -12,6 +12,9 @@ import numba
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import random_configs
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import orgsim
 from orgsim import engine_numba
@@ -169,10 +172,6 @@ def test_kpis_only_by_default_when_teams_false(noisy_cfg):
 
 
 # -- property: the engines agree on random valid configs with every layer -------------------
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from helpers import random_configs  # noqa: E402
 
 
 @st.composite
