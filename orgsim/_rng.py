@@ -19,8 +19,7 @@ DEMAND_NOISE = 1
 DEMAND_SHOCK = 2
 SUPPLY_DISRUPTION = 3
 MANAGEMENT = 7
-FORECAST = 8
-EXECUTION = 9
+DECISION = 8  # a team's forecast noise and execution noise: the two normals of one pair
 COST_SHOCK = 10
 # the culture layer's streams (21-26) are defined in orgsim.culture
 
@@ -69,9 +68,23 @@ def normal_at(base, k):
 
 
 @njit(cache=True)
+def normal_pair_at(base, k):
+    """Two independent standard normals (Box–Muller's cosine and sine) from draws 2k, 2k + 1."""
+    r = math.sqrt(-2.0 * math.log(1.0 - uniform_at(base, 2 * k)))
+    angle = 2.0 * math.pi * uniform_at(base, 2 * k + 1)
+    return r * math.cos(angle), r * math.sin(angle)
+
+
+@njit(cache=True)
 def uniform(key, stream, team, period, k):
     """U[0, 1) for the draw at coordinates (key, stream, team, period, k)."""
     return uniform_at(stream_base(key, stream, team, period), k)
+
+
+@njit(cache=True)
+def normal_pair(key, stream, team, period, k):
+    """Two independent standard normals for the draw pair at (key, stream, team, period, k)."""
+    return normal_pair_at(stream_base(key, stream, team, period), k)
 
 
 @njit(cache=True)

@@ -193,8 +193,10 @@ def act(known, pos, rpos, m, key, team, t, actions, performance):
     base = stream_base(key, ACT, team, t)
     full = full_mask(m)
     for i in range(known.shape[0]):
-        coins = bits_at(base, i)
-        a = ((pos[i] & known[i]) | (coins & ~known[i])) & full
+        a = pos[i] & known[i]
+        if known[i] & full != full:  # coins only where the member has no belief
+            a |= bits_at(base, i) & ~known[i]
+        a &= full
         actions[i] = a
         performance[i] = m - 2 * popcount((a ^ rpos) & full)
 

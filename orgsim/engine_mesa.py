@@ -230,8 +230,12 @@ class Team(mesa.Agent):
         else:
             observed = self.incoming
         noise_sd = cu.forecast_noise * (1.0 - q) if cu.enabled else 0.0
+        exec_sd = cfg.management.execution_noise * (1.0 - self.maturity)
+        z_forecast = z_execution = 0.0
+        if noise_sd > 0.0 or exec_sd > 0.0:
+            z_forecast, z_execution = _rng.normal_pair(model.key, _rng.DECISION, 0, t, self.index)
         if noise_sd > 0.0:  # forecast error of a team that knows less
-            observed = observed * (1.0 + noise_sd * _rng.normal(model.key, _rng.FORECAST, 0, t, self.index))
+            observed = observed * (1.0 + noise_sd * z_forecast)
         if pol.forecast == "smoothing":
             self.expected = smooth(self.expected, observed, pol.theta)
         else:
@@ -251,11 +255,8 @@ class Team(mesa.Agent):
                 pol.alpha_s,
                 beta,
             )
-            exec_sd = cfg.management.execution_noise * (1.0 - self.maturity)
             if exec_sd > 0.0:  # process variability, damped by maturity
-                indicated = indicated * (
-                    1.0 + exec_sd * _rng.normal(model.key, _rng.EXECUTION, 0, t, self.index)
-                )
+                indicated = indicated * (1.0 + exec_sd * z_execution)
         self.order = finalize_order(indicated, pol.allow_negative_orders, cfg.network.integer_units)
         self.orders[-1] = self.order
 

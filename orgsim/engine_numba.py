@@ -727,8 +727,7 @@ def _simulate_firm(
                     orders[i, k] = orders[i, k + 1]
                 orders[i, od - 1] = 0.0
             # ---- 5 order ------------------------------------------------------------------
-            forecast_base = _rng.stream_base(key, _rng.FORECAST, 0, t)  # draw i is team i's
-            execution_base = _rng.stream_base(key, _rng.EXECUTION, 0, t)
+            decision_base = _rng.stream_base(key, _rng.DECISION, 0, t)  # pair i is team i's
             for i in range(n):
                 q = cult.quality(knowledge[i])
                 if p[_SHARED] != 0.0:
@@ -740,8 +739,13 @@ def _simulate_firm(
                 else:
                     observed = incoming[i]
                 noise_sd = p[_FORECAST_NOISE] * (1.0 - q) if culture_on else 0.0
+                exec_sd = p[_EXECUTION_NOISE] * (1.0 - maturity[i])
+                z_forecast = 0.0
+                z_execution = 0.0
+                if noise_sd > 0.0 or exec_sd > 0.0:
+                    z_forecast, z_execution = _rng.normal_pair_at(decision_base, i)
                 if noise_sd > 0.0:
-                    observed = observed * (1.0 + noise_sd * _rng.normal_at(forecast_base, i))
+                    observed = observed * (1.0 + noise_sd * z_forecast)
                 if p[_MOVING_AVERAGE] != 0.0:
                     expected[i] = push_and_mean(window[i], observed)
                 else:
@@ -765,9 +769,8 @@ def _simulate_firm(
                         p[_ALPHA_S],
                         beta,
                     )
-                    exec_sd = p[_EXECUTION_NOISE] * (1.0 - maturity[i])
                     if exec_sd > 0.0:
-                        indicated = indicated * (1.0 + exec_sd * _rng.normal_at(execution_base, i))
+                        indicated = indicated * (1.0 + exec_sd * z_execution)
                 order[i] = finalize_order(indicated, p[_ALLOW_NEGATIVE_ORDERS] != 0.0, integer)
                 orders[i, order_delay[i] - 1] = order[i]
             # ---- 6 manage -----------------------------------------------------------------

@@ -78,7 +78,7 @@ def test_engines_agree(scenario, strategy, environment):
 
 def test_engines_agree_through_insolvency():
     """A firm that goes insolvent is dormant in both engines from the same period on."""
-    cfg = orgsim.compose(["environment=volatile", "n_orgs=3", "periods=150", "finance.initial_cash=0"])
+    cfg = orgsim.compose(["environment=volatile", "n_orgs=3", "periods=150", "finance.price=7.5"])
     mesa = orgsim.simulate(cfg, engine="mesa")
     fast = orgsim.simulate(cfg, engine="numba", teams=True)
     assert not mesa.kpis.solvent.all(), "the config should drive some firm insolvent"
