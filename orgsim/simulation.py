@@ -174,12 +174,8 @@ def simulate(
     if teams is None:
         teams = engine == "mesa"
     configs = _firm_configs(cfg, params)
-    if configs is not None:
-        cfg = (
-            configs[0].replace(n_orgs=len(configs))
-            if params.shape[1] == 0
-            else cfg.replace(n_orgs=len(configs))
-        )
+    if configs is not None:  # the population's size is the number of parameter rows
+        cfg = cfg.replace(n_orgs=len(configs))
     n = cfg.n_orgs
     keys = _rng.firm_keys(cfg.seed, range(n))
     bar = None
