@@ -334,6 +334,8 @@ class SimulationResult:
             "ending credit headroom": fin.credit_headroom,
             "mean fill rate": self.kpis.groupby("org").fill_rate.mean(),
             "total operating cost": self.kpis.groupby("org").operating_cost.sum(),
+            "ending team knowledge": fin.mean_knowledge,
+            "ending code knowledge": fin.code_knowledge,
         }
         lines.append(f"{'KPI (per firm)':<28}{'mean':>14}{'p5':>14}{'p95':>14}")
         for name, s in stats.items():
