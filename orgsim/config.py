@@ -40,6 +40,7 @@ __all__ = [
     "compose",
     "config_from_dict",
     "register_configs",
+    "with_changes",
 ]
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -595,18 +596,7 @@ class Config:
 
         Dotted section updates are accepted as ``replace(**{"policy.theta": 0.2})``.
         """
-        data = self.to_dict()
-        for key, value in changes.items():
-            node = data
-            parts = key.split(".")
-            for part in parts[:-1]:
-                if part not in node or not isinstance(node[part], dict):
-                    raise ConfigError(f"{key} is not a config key")
-                node = node[part]
-            if parts[-1] not in node:
-                raise ConfigError(f"{key} is not a config key")
-            node[parts[-1]] = value.to_dict() if hasattr(value, "to_dict") else value
-        return config_from_dict(data)
+        return config_from_dict(with_changes(self.to_dict(), changes))
 
     def to_dict(self) -> dict:
         """Plain nested dict, the inverse of :func:`config_from_dict`.
@@ -656,6 +646,27 @@ def _build(cls, data: Any, path: str):
         raise ConfigError(f"{path or 'config'}: {exc}") from None
 
 
+def with_changes(data: dict, changes: dict) -> dict:
+    """A copy of a config dict with dotted-key ``changes`` applied.
+
+    Only the dicts on the changed paths are copied, so one base dict can serve many variants
+    (one per firm of a ``params`` table) without being converted again.
+    """
+    out = dict(data)
+    for key, value in changes.items():
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if part not in node or not isinstance(node[part], dict):
+                raise ConfigError(f"{key} is not a config key")
+            node[part] = dict(node[part])
+            node = node[part]
+        if parts[-1] not in node:
+            raise ConfigError(f"{key} is not a config key")
+        node[parts[-1]] = value.to_dict() if hasattr(value, "to_dict") else value
+    return out
+
+
 def config_from_dict(data: dict) -> Config:
     """Build and validate a :class:`Config` from a nested mapping (missing keys take defaults)."""
     return _build(Config, dict(data), "")
@@ -691,7 +702,7 @@ def config_dir() -> Path:
     return CONF_DIR if (CONF_DIR / "config.yaml").exists() else _DATA_CONF_DIR
 
 
-def compose_dict(overrides: list[str] | None = None, *, return_hydra: bool = False) -> dict:
+def compose_dict(overrides: list[str] | None = None) -> dict:
     """Compose ``conf/`` with Hydra overrides into a plain dict (not yet validated)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -727,8 +738,6 @@ def compose(overrides: list[str] | None = None) -> Config:
     """
     try:
         data = compose_dict(overrides)
-    except ConfigError:
-        raise
     except Exception as exc:  # Hydra / OmegaConf errors -> one clear line
         raise ConfigError(hydra_error_line(exc)) from None
     return config_from_dict(data)

@@ -53,8 +53,28 @@ from .simulation import ENGINE_KPIS, ENGINE_TEAM_FIELDS
 
 __all__ = ["KPI_FIELDS", "TEAM_FIELDS", "pack", "run"]
 
-KPI_FIELDS = ENGINE_KPIS  # kout[j] below is field j
+KPI_FIELDS = ENGINE_KPIS
 TEAM_FIELDS = ENGINE_TEAM_FIELDS
+# rows of the kernel's KPI output, by name
+_K_DEMAND_TOTAL = KPI_FIELDS.index("demand_total")
+_K_REVENUE = KPI_FIELDS.index("revenue")
+_K_OPERATING_COST = KPI_FIELDS.index("operating_cost")
+_K_EBITDA = KPI_FIELDS.index("ebitda")
+_K_FREE_CASH_FLOW = KPI_FIELDS.index("free_cash_flow")
+_K_NET_FINANCING = KPI_FIELDS.index("net_financing")
+_K_INTEREST = KPI_FIELDS.index("interest")
+_K_CASH_START = KPI_FIELDS.index("cash_start")
+_K_CASH = KPI_FIELDS.index("cash")
+_K_DEBT = KPI_FIELDS.index("debt")
+_K_CREDIT_HEADROOM = KPI_FIELDS.index("credit_headroom")
+_K_INVENTORY_UNITS = KPI_FIELDS.index("inventory_units")
+_K_BACKLOG_UNITS = KPI_FIELDS.index("backlog_units")
+_K_FILL_RATE = KPI_FIELDS.index("fill_rate")
+_K_MEAN_KNOWLEDGE = KPI_FIELDS.index("mean_knowledge")
+_K_CODE_KNOWLEDGE = KPI_FIELDS.index("code_knowledge")
+_K_MEAN_MATURITY = KPI_FIELDS.index("mean_maturity")
+_K_SOLVENT = KPI_FIELDS.index("solvent")
+_K_PROGRAMME_COST = KPI_FIELDS.index("programme_cost")
 
 # ---- per-firm scalar parameters: column indices of P --------------------------------------
 _P_NAMES = (
@@ -888,25 +908,27 @@ def _simulate_firm(
             revenue = operating_cost = ebitda = fcf = net_fin = interest = programme_cost = 0.0
             cash_start = cash
             fill_rate = 0.0 if demand_total > 0 else 1.0
-        kout[0, t - 1] = demand_total
-        kout[1, t - 1] = revenue
-        kout[2, t - 1] = operating_cost
-        kout[3, t - 1] = ebitda
-        kout[4, t - 1] = fcf
-        kout[5, t - 1] = net_fin
-        kout[6, t - 1] = interest
-        kout[7, t - 1] = cash_start
-        kout[8, t - 1] = cash
-        kout[9, t - 1] = debt
-        kout[10, t - 1] = limit - debt
-        kout[11, t - 1] = inventory_units
-        kout[12, t - 1] = backlog_units
-        kout[13, t - 1] = fill_rate
-        kout[14, t - 1] = mean_k
-        kout[15, t - 1] = cult.knowledge(code_known, code_pos, rpos, dims) if culture_on else 1.0
-        kout[16, t - 1] = mean_m
-        kout[17, t - 1] = 1.0 if solvent else 0.0
-        kout[18, t - 1] = programme_cost
+        kout[_K_DEMAND_TOTAL, t - 1] = demand_total
+        kout[_K_REVENUE, t - 1] = revenue
+        kout[_K_OPERATING_COST, t - 1] = operating_cost
+        kout[_K_EBITDA, t - 1] = ebitda
+        kout[_K_FREE_CASH_FLOW, t - 1] = fcf
+        kout[_K_NET_FINANCING, t - 1] = net_fin
+        kout[_K_INTEREST, t - 1] = interest
+        kout[_K_CASH_START, t - 1] = cash_start
+        kout[_K_CASH, t - 1] = cash
+        kout[_K_DEBT, t - 1] = debt
+        kout[_K_CREDIT_HEADROOM, t - 1] = limit - debt
+        kout[_K_INVENTORY_UNITS, t - 1] = inventory_units
+        kout[_K_BACKLOG_UNITS, t - 1] = backlog_units
+        kout[_K_FILL_RATE, t - 1] = fill_rate
+        kout[_K_MEAN_KNOWLEDGE, t - 1] = mean_k
+        kout[_K_CODE_KNOWLEDGE, t - 1] = (
+            cult.knowledge(code_known, code_pos, rpos, dims) if culture_on else 1.0
+        )
+        kout[_K_MEAN_MATURITY, t - 1] = mean_m
+        kout[_K_SOLVENT, t - 1] = 1.0 if solvent else 0.0
+        kout[_K_PROGRAMME_COST, t - 1] = programme_cost
         if keep_teams:
             for i in range(n):
                 tout[0, t - 1, i] = inventory[i]

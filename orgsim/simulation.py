@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import _rng
-from .config import Config, ConfigError
+from .config import Config, ConfigError, config_from_dict, with_changes
 from .network import build_network
 
 __all__ = ["KPI_COLUMNS", "TEAM_COLUMNS", "SimulationResult", "package_versions", "simulate"]
@@ -58,29 +58,8 @@ TEAM_COLUMNS = (
     "cost",
     "knowledge",
 )
-#: what both engines record per firm and period, in the order of the batch kernel's output
-#: (``demand_total`` becomes the ``demand`` column)
-ENGINE_KPIS = (
-    "demand_total",
-    "revenue",
-    "operating_cost",
-    "ebitda",
-    "free_cash_flow",
-    "net_financing",
-    "interest",
-    "cash_start",
-    "cash",
-    "debt",
-    "credit_headroom",
-    "inventory_units",
-    "backlog_units",
-    "fill_rate",
-    "mean_knowledge",
-    "code_knowledge",
-    "mean_maturity",
-    "solvent",
-    "programme_cost",
-)
+#: what both engines record per firm and period (``demand_total`` becomes ``demand``)
+ENGINE_KPIS = ("demand_total", *KPI_COLUMNS[5:], *KPI_EXTRA)
 ENGINE_TEAM_FIELDS = TEAM_COLUMNS[5:]
 _PACKAGES = ("orgsim", "mesa", "numba", "numpy", "pandas", "pyarrow", "hydra-core", "omegaconf")
 
@@ -105,11 +84,11 @@ def _firm_configs(cfg: Config, params) -> list[Config] | None:
     if len(params) == 0:
         raise ConfigError("params has 0 rows, must have one row per firm")
     base = cfg.replace(n_orgs=len(params))
+    base_data = base.to_dict()  # converted once, shared by every row
     out = []
-    records = params.to_dict(orient="records")
-    for row in records:
+    for row in params.to_dict(orient="records"):
         changes = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-        out.append(base.replace(**changes) if changes else base)
+        out.append(config_from_dict(with_changes(base_data, changes)) if changes else base)
     return out
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -154,3 +157,19 @@ def random_configs(draw) -> orgsim.Config:
         },
     }
     return config_from_dict(data)
+
+
+def run_cli(*args: str, cwd, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the ``orgsim`` command (``python -m orgsim.cli``) in ``cwd``; capture its output.
+
+    ``HYDRA_FULL_ERROR`` is removed so errors look as they do to a user; ``env`` adds variables.
+    """
+    environ = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | (env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "orgsim.cli", *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -10,30 +10,21 @@ those of ``orgsim.simulate`` for the same overrides.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from helpers import run_cli
 
 import orgsim
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    return subprocess.run(
-        [sys.executable, "-m", "orgsim.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cli(*args, cwd=cwd)
 
 
 def run_dirs(root: Path) -> list[Path]:

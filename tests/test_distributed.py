@@ -23,6 +23,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import run_cli
 
 import orgsim
 from orgsim.config import ConfigError
@@ -139,17 +140,9 @@ def test_hydra_ray_launcher_runs_a_sweep(ray_cluster):
         "periods=20",
         "seed=0,1",
     ]
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | _ENV
     # run from the directory the Ray workers run in, so a relative sweep directory is the same
     # directory for the command and for the runs
-    proc = subprocess.run(
-        [sys.executable, "-m", "orgsim.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_cli(*args, cwd=cwd, env=_ENV)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     assert "Ray Launcher is launching 2 jobs" in log, log[-4000:]
@@ -174,23 +167,7 @@ def test_hydra_ray_launcher_runs_a_sweep(ray_cluster):
 def test_submitit_local_launcher_runs_a_sweep(tmp_path):
     """Slurm's code path without Slurm: submitit pickles each run and starts it in a subprocess."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "orgsim.cli",
-            "-m",
-            "hydra/launcher=submitit_local",
-            "n_orgs=2",
-            "periods=20",
-            "seed=0,1",
-        ],
-        cwd=tmp_path,
-        env={k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_cli("-m", "hydra/launcher=submitit_local", "n_orgs=2", "periods=20", "seed=0,1", cwd=tmp_path)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     files = sorted(tmp_path.glob("multirun/**/kpis.parquet"))
     assert len(files) == 2

@@ -18,22 +18,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import run_cli
 
 import orgsim
 from orgsim import cli
 
 
-def orgsim_cmd(*args, cwd, timeout=240, **kwargs):
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(
-        [sys.executable, "-m", "orgsim.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        **kwargs,
-    )
+def orgsim_cmd(*args, cwd):
+    return run_cli(*args, cwd=cwd, env={"PYTHONWARNINGS": "ignore"})
 
 
 def run_dirs(root: Path) -> list[Path]:
