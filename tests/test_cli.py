@@ -104,7 +104,8 @@ def check_run_dir(run_dir: Path, overrides: list[str]) -> None:
     [
         ["n_orgs=2", "periods=30", "output.teams=true"],
         ["scenario=beer_game"],
-        ["scenario=chen_bullwhip", "periods=200", "n_orgs=1"],
+        ["scenario=chen_bullwhip"],
+        ["strategy=bso", "environment=volatile", "n_orgs=2", "periods=30"],
         ["engine=numba", "n_orgs=2", "periods=30", "output.teams=true"],
     ],
     ids=" ".join,
