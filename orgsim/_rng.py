@@ -49,30 +49,122 @@ def stream_base(key, stream, team, period):
 @njit(cache=True)
 def bits_at(base, k):
     """Draw ``k`` of the stream whose prefix is ``base`` as 64 random bits (a uint64)."""
-    return _mix(base + np.uint64(k) * _GAMMA + np.uint64(3))
+    return _mix(np.uint64(base) + np.uint64(k) * _GAMMA + np.uint64(3))
 
 
 @njit(cache=True)
 def uniform_at(base, k):
     """Draw ``k`` of the stream whose prefix is ``base``: U[0, 1) with 53 random bits."""
-    h = _mix(base + np.uint64(k) * _GAMMA + np.uint64(3))
+    h = _mix(np.uint64(base) + np.uint64(k) * _GAMMA + np.uint64(3))
     return float(h >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+# ---- standard normals: Marsaglia & Tsang's (2000) ziggurat ----------------------------------
+#: layers of the ziggurat
+ZIGGURAT_LAYERS = 256
+#: counters each normal may use: draw ``k`` of a stream owns counters [16k, 16k + 16)
+_NORMAL_DRAWS = 16
+
+
+def _ziggurat_tables(n: int = ZIGGURAT_LAYERS) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """The right edge ``r`` of the base layer, the common layer area ``v`` and the layers' edges
+    ``x`` (x[0] = v/f(r), x[1] = r, …, x[n] = 0) and heights ``f(x)`` of Marsaglia & Tsang's
+    (2000) ziggurat for f(x) = exp(−x²/2), with ``r`` solved to machine precision by bisection.
+    """
+
+    def f(x):
+        return math.exp(-0.5 * x * x)
+
+    def area(r):  # the base layer: the rectangle [0, r] × [0, f(r)] and the tail beyond r
+        return r * f(r) + math.sqrt(math.pi / 2) * math.erfc(r / math.sqrt(2))
+
+    def top(r):  # f at the top edge of the last layer when the base edge is r (1 when exact)
+        v, x = area(r), r
+        for _ in range(n - 2):  # x[2], …, x[n − 1]
+            y = f(x) + v / x
+            if y >= 1.0:
+                return 2.0  # layers reached the peak early: r is too small
+            x = math.sqrt(-2.0 * math.log(y))
+        return f(x) + v / x
+
+    lo, hi = 2.0, 5.0  # top(lo) > 1 > top(hi)
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if top(mid) > 1.0:
+            lo = mid
+        else:
+            hi = mid
+    r = 0.5 * (lo + hi)
+    v = area(r)
+    x = np.empty(n + 1)
+    x[0], x[1] = v / f(r), r
+    for i in range(1, n - 1):
+        x[i + 1] = math.sqrt(-2.0 * math.log(f(x[i]) + v / x[i]))
+    x[n] = 0.0
+    return r, v, x, np.exp(-0.5 * x * x)
+
+
+ZIGGURAT_R, ZIGGURAT_V, _ZX, _ZF = _ziggurat_tables()
+
+
+_TAIL_SALT = np.uint64(0x6A09E667F3BCC909)  # derives the tail draws' base from a stream's
+
+
+@njit(cache=True)
+def _tail(base, k):
+    """A standard normal conditioned on exceeding r (Marsaglia 1964): repeat
+    t = −ln U₁ / r until −2 ln U₂ > t², return r + t. Attempt a of draw ``k`` uses counters
+    2^32·k + 2a and + 2a + 1 of a base derived from ``base``, so attempts never run out and
+    never meet other draws."""
+    tail_base = _mix(np.uint64(base) ^ _TAIL_SALT)
+    first = np.uint64(k) << np.uint64(32)
+    a = np.uint64(0)
+    while True:
+        u1 = 1.0 - uniform_at(tail_base, first + a)
+        u2 = 1.0 - uniform_at(tail_base, first + a + np.uint64(1))
+        a += np.uint64(2)
+        t = -math.log(u1) / _ZX[1]
+        if -2.0 * math.log(u2) > t * t:
+            return _ZX[1] + t
 
 
 @njit(cache=True)
 def normal_at(base, k):
-    """Standard normal by Box–Muller from draws ``2k`` and ``2k + 1`` of a stream."""
-    u1 = 1.0 - uniform_at(base, 2 * k)  # in (0, 1]
-    u2 = uniform_at(base, 2 * k + 1)
+    """Draw ``k`` of a stream as a standard normal (ziggurat, Marsaglia & Tsang 2000).
+
+    One 64-bit word gives the layer (its low 8 bits), the sign (bit 8) and a 53-bit uniform
+    (the top bits), so the layer and the value never share bits (Doornik 2005). About 98.5% of
+    draws end with that word. A point in a wedge is accepted under the curve with the next
+    counter, else the draw starts again with the following word; a point in the base strip
+    beyond r takes a tail value (:func:`_tail`). Draw ``k`` owns counters [16k, 16k + 16): if
+    eight rounds all end in rejected wedges (about one draw in 10^17) a Box–Muller normal from
+    the complement counters ends it, so the result is exactly normal either way.
+    """
+    first = np.uint64(k) * np.uint64(_NORMAL_DRAWS)
+    j = 0
+    while j < _NORMAL_DRAWS - 1:  # a round uses counters j and j + 1
+        h = bits_at(base, first + np.uint64(j))
+        j += 1
+        i = np.int64(h & np.uint64(0xFF))
+        sign = -1.0 if (h >> np.uint64(8)) & np.uint64(1) else 1.0
+        x = float(h >> np.uint64(11)) * (1.0 / 9007199254740992.0) * _ZX[i]
+        if x < _ZX[i + 1]:  # inside the layer's rectangle under the curve
+            return sign * x
+        if i == 0:  # the base strip beyond r: the tail
+            return sign * _tail(base, k)
+        u = uniform_at(base, first + np.uint64(j))  # the wedge: accept under the curve
+        j += 1
+        if _ZF[i] + u * (_ZF[i + 1] - _ZF[i]) < math.exp(-0.5 * x * x):
+            return sign * x
+    u1 = 1.0 - uniform_at(base, ~first)
+    u2 = uniform_at(base, ~(first + np.uint64(1)))
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
 @njit(cache=True)
 def normal_pair_at(base, k):
-    """Two independent standard normals (Box–Muller's cosine and sine) from draws 2k, 2k + 1."""
-    r = math.sqrt(-2.0 * math.log(1.0 - uniform_at(base, 2 * k)))
-    angle = 2.0 * math.pi * uniform_at(base, 2 * k + 1)
-    return r * math.cos(angle), r * math.sin(angle)
+    """Two independent standard normals: draws ``2k`` and ``2k + 1`` of a stream."""
+    return normal_at(base, 2 * k), normal_at(base, 2 * k + 1)
 
 
 @njit(cache=True)

@@ -33,8 +33,12 @@ All randomness is counter-based (:mod:`orgsim._rng`), so both engines draw the s
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 from ._rng import bits_at, stream_base, uniform_at
 
@@ -47,12 +51,15 @@ __all__ = [
     "init_beliefs",
     "init_reality",
     "knowledge",
+    "lowest_bit",
     "mean_knowledge",
     "pack_trits",
+    "plane_count",
     "popcount",
     "quality",
     "socialise",
-    "tally_actions",
+    "tally",
+    "team_knowledge",
     "turbulence",
     "turnover",
     "unpack_trits",
@@ -66,21 +73,53 @@ ACT = 24
 SOCIALISE = 25
 CODE = 26
 
+#: length of the bit-sliced counter used by :func:`tally` (counts up to 2**64 − 1)
+PLANES = 64
+
 _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
-_M1 = np.uint64(0x5555555555555555)
-_M2 = np.uint64(0x3333333333333333)
-_M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
-_H01 = np.uint64(0x0101010101010101)
+
+
+@intrinsic
+def _ctpop(typingctx, x):
+    """LLVM's population count of a 64-bit integer (one POPCNT instruction where available)."""
+    if not isinstance(x, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        value = args[0]
+        if x.bitwidth < 64:
+            value = builder.zext(value, ir.IntType(64))
+        return builder.ctpop(value)
+
+    return types.uint64(x), codegen
+
+
+@intrinsic
+def _cttz(typingctx, x):
+    """Index of the lowest set bit of a non-zero 64-bit integer (LLVM's cttz)."""
+    if not isinstance(x, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        value = args[0]
+        if x.bitwidth < 64:
+            value = builder.zext(value, ir.IntType(64))
+        return builder.cttz(value, ir.Constant(ir.IntType(1), 0))
+
+    return types.uint64(x), codegen
 
 
 @njit(cache=True, inline="always")
 def popcount(x):
     """Number of set bits of a uint64."""
-    x = x - ((x >> _ONE) & _M1)
-    x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
-    x = (x + (x >> np.uint64(4))) & _M4
-    return np.int64((x * _H01) >> np.uint64(56))
+    return np.int64(_ctpop(np.uint64(x)))
+
+
+@njit(cache=True, inline="always")
+def lowest_bit(x):
+    """Index of the lowest set bit of a non-zero uint64."""
+    return np.int64(_cttz(np.uint64(x)))
 
 
 @njit(cache=True, inline="always")
@@ -120,6 +159,15 @@ def _naive(base, offset, m):
     return known, pos
 
 
+@njit(cache=True, inline="always")
+def _gap(base, k, log_q):
+    """Failures before the next success in Bernoulli trials with log(1 − p) = ``log_q``,
+    from draw ``k``: ⌊log U / log(1 − p)⌋ is geometric (returned unfloored, possibly huge)."""
+    if log_q == -np.inf:  # p = 1: every trial succeeds
+        return 0.0
+    return math.log(1.0 - uniform_at(base, k)) / log_q
+
+
 @njit(cache=True)
 def init_reality(m, key):
     """Reality: each dimension +1 or −1 with probability 1/2 (drawn at period 0); returns rpos."""
@@ -131,10 +179,10 @@ def init_reality(m, key):
     return rpos
 
 
-@njit(cache=True)
-def init_beliefs(known, pos, m, key, team):
-    """Naive beliefs of every member of ``team`` (drawn at period 0)."""
-    base = stream_base(key, NAIVE, 0 + team, 0)
+@njit(cache=True, _nrt=False)
+def init_beliefs(known, pos, m, key):
+    """Naive beliefs of every member of the firm (drawn at period 0)."""
+    base = stream_base(key, NAIVE, 0, 0)
     for i in range(known.shape[0]):
         known[i], pos[i] = _naive(base, i * m, m)
 
@@ -152,113 +200,207 @@ def knowledge(known, pos, rpos, m):
     return agreement(known, pos, rpos, m) / m
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def mean_knowledge(known, pos, rpos, m):
-    """Mean knowledge of a team's members."""
-    total = 0.0
+    """Mean knowledge of a group of members."""
+    total = 0
     for i in range(known.shape[0]):
-        total += knowledge(known[i], pos[i], rpos, m)
-    return total / known.shape[0]
+        total += agreement(known[i], pos[i], rpos, m)
+    return total / m / known.shape[0]
 
 
-@njit(cache=True)
-def turnover(known, pos, m, p3, key, team, t):
-    """Replace each member with probability p3 by a naive one."""
+@njit(cache=True, _nrt=False)
+def team_knowledge(known, pos, rpos, m, out):
+    """Mean knowledge of each team into ``out`` (the member arrays hold the firm's members
+    team by team, ``len(known) // len(out)`` per team)."""
+    members = known.shape[0] // out.shape[0]
+    for i in range(out.shape[0]):
+        total = 0
+        for j in range(i * members, (i + 1) * members):
+            total += agreement(known[j], pos[j], rpos, m)
+        out[i] = total / m / members
+
+
+@njit(cache=True, inline="always")
+def _first_success(base, n, p):
+    """Index of the first success in ``n`` Bernoulli(p) trials (``n`` when there is none), from
+    draw 0 of a stream: ⌊log U / log(1 − p)⌋ is geometric. When ``U ≤ (1 − p)^n`` there is no
+    success and the logarithms are skipped (the common case for small p)."""
+    u = 1.0 - uniform_at(base, 0)
+    if u <= (1.0 - p) ** n:
+        return n
+    if p >= 1.0:
+        return 0
+    gap = math.log(u) / math.log1p(-p)
+    return min(gap, n)
+
+
+@njit(cache=True, _nrt=False)
+def turnover(known, pos, m, p3, key, t):
+    """Replace each member with probability p3 by a naive one.
+
+    The leavers are found by skipping: the gaps between them are geometric, so a step costs
+    one draw per leaver (plus one), not one per member.
+    """
     if p3 <= 0.0:
         return
-    leave = stream_base(key, TURNOVER, team, t)
-    for i in range(known.shape[0]):
-        if uniform_at(leave, i) < p3:
-            known[i], pos[i] = _naive(stream_base(key, NAIVE, team, t), i * m, m)
+    n = known.shape[0]
+    base = stream_base(key, TURNOVER, 0, t)
+    i = int(_first_success(base, n, p3))
+    if i >= n:
+        return
+    naive = stream_base(key, NAIVE, 0, t)
+    log_q = math.log1p(-p3) if p3 < 1.0 else -np.inf
+    k = 1
+    while True:
+        known[i], pos[i] = _naive(naive, i * m, m)
+        gap = _gap(base, k, log_q)
+        k += 1
+        if gap >= n - 1 - i:
+            return
+        i += 1 + int(gap)
 
 
 @njit(cache=True)
 def turbulence(rpos, m, p4, key, t):
-    """Flip each dimension of reality with probability p4; returns the new rpos."""
+    """Flip each dimension of reality with probability p4 (geometric skipping, as
+    :func:`turnover`); returns the new rpos."""
     if p4 <= 0.0:
         return rpos
     base = stream_base(key, TURBULENCE, 0, t)
-    for d in range(m):
-        if uniform_at(base, d) < p4:
-            rpos ^= _bit(d)
-    return rpos
+    d = int(_first_success(base, m, p4))
+    if d >= m:
+        return rpos
+    log_q = math.log1p(-p4) if p4 < 1.0 else -np.inf
+    k = 1
+    while True:
+        rpos ^= _bit(d)
+        gap = _gap(base, k, log_q)
+        k += 1
+        if gap >= m - 1 - d:
+            return rpos
+        d += 1 + int(gap)
 
 
-@njit(cache=True)
-def act(known, pos, rpos, m, key, team, t, actions, performance):
+@njit(cache=True, _nrt=False)
+def act(known, pos, rpos, m, key, t, actions, performance):
     """Members act on their beliefs (a fair coin where a belief is 0).
 
     Fills ``actions`` (the mask of +1 actions) and ``performance`` (Σ action·reality).
     """
-    base = stream_base(key, ACT, team, t)
+    base = stream_base(key, ACT, 0, t)
+    rpos = np.uint64(rpos)
     full = full_mask(m)
     for i in range(known.shape[0]):
-        a = pos[i] & known[i]
-        if known[i] & full != full:  # coins only where the member has no belief
-            a |= bits_at(base, i) & ~known[i]
+        k = known[i]
+        a = pos[i] & k
+        if k & full != full:  # coins only where the member has no belief
+            a |= bits_at(base, i) & ~k
         a &= full
         actions[i] = a
         performance[i] = m - 2 * popcount((a ^ rpos) & full)
 
 
-@njit(cache=True)
-def socialise(known, pos, code_known, code_pos, m, p1, key, team, t):
+@njit(cache=True, _nrt=False)
+def socialise(known, pos, code_known, code_pos, m, p1, key, t):
     """Gradual socialisation: with probability p1 a belief steps toward a non-zero code."""
     if p1 <= 0.0:
         return
-    base = stream_base(key, SOCIALISE, team, t)
+    code_known = np.uint64(code_known)
+    code_pos = np.uint64(code_pos)
+    base = stream_base(key, SOCIALISE, 0, t)
     full = full_mask(m)
     for i in range(known.shape[0]):
         k = known[i]
-        p = pos[i]
-        differ = code_known & (~k | (p ^ code_pos)) & full
+        differ = code_known & (~k | (pos[i] ^ code_pos)) & full
+        if differ == _ZERO:
+            continue
+        move = _ZERO  # the differing beliefs that take a step this period
         while differ != _ZERO:
-            low = differ & (~differ + _ONE)
-            d = popcount(low - _ONE)
-            differ ^= low
+            d = lowest_bit(differ)
+            differ &= differ - _ONE
             if uniform_at(base, i * m + d) < p1:
-                if k & low:  # opposite belief: becomes 0
-                    k &= ~low
-                    p &= ~low
-                else:  # no belief: takes the code's
-                    k |= low
-                    p |= code_pos & low
-        known[i] = k
-        pos[i] = p
+                move |= _bit(d)
+        # an opposite belief (known) becomes 0; a 0 belief takes the code's sign
+        known[i] = k ^ move
+        pos[i] = (pos[i] & ~move) | (code_pos & move & ~k)
 
 
-@njit(cache=True)
-def tally_actions(actions, superior, m, plus, minus):
-    """Add the superior members' actions to per-dimension counts of +1 and −1."""
+@njit(cache=True, _nrt=False)
+def tally(actions, superior, planes):
+    """Count the superior members' +1 actions on every dimension at once; returns how many
+    members are superior.
+
+    The counts are bit-sliced: on return, the count of dimension d is Σ_b (bit d of
+    ``planes[b]``)·2^b (:func:`plane_count`), so one member costs a few word operations
+    instead of one per dimension. The −1 actions on d are the superior members less the count.
+    """
+    planes[:] = 0
+    count = 0
     for i in range(actions.shape[0]):
         if superior[i]:
-            a = actions[i]
-            for d in range(m):
-                if (a >> np.uint64(d)) & _ONE:
-                    plus[d] += 1
-                else:
-                    minus[d] += 1
+            count += 1
+            carry = actions[i]
+            b = 0
+            while carry != _ZERO:
+                c = planes[b] & carry
+                planes[b] ^= carry
+                carry = c
+                b += 1
+    return count
+
+
+@njit(cache=True, _nrt=False)
+def plane_count(planes, d):
+    """Dimension ``d``'s count in bit-sliced ``planes`` (see :func:`tally`)."""
+    total = 0
+    for b in range(planes.shape[0]):
+        total += np.int64((planes[b] >> np.uint64(d)) & _ONE) << b
+    return total
+
+
+@njit(cache=True, _nrt=False)
+def _greater(planes, c):
+    """Mask of the dimensions whose bit-sliced count exceeds the constant ``c`` ≥ 0."""
+    gt = _ZERO
+    eq = ~_ZERO
+    for b in range(planes.shape[0] - 1, -1, -1):
+        x = planes[b]
+        if (c >> b) & 1:
+            eq &= x
+        else:
+            gt |= eq & x
+            eq &= ~x
+    return gt
 
 
 @njit(cache=True)
-def code_learn(code_known, code_pos, plus, minus, p2, key, t):
-    """The code adopts a differing strict majority with probability 1 − (1 − p2)^k.
-
-    Returns the new ``(code_known, code_pos)``.
+def code_learn(code_known, code_pos, planes, count, m, p2, key, t):
+    """The code adopts a differing strict majority of the ``count`` superior members (their
+    +1 actions counted in ``planes`` by :func:`tally`) with probability 1 − (1 − p2)^k,
+    k = majority − minority. Returns the new ``(code_known, code_pos)``.
     """
+    code_known = np.uint64(code_known)
+    code_pos = np.uint64(code_pos)
+    if count == 0:
+        return code_known, code_pos
+    full = full_mask(m)
+    plus_major = _greater(planes, count // 2) & full  # 2·plus > count
+    minus_major = ~_greater(planes, (count - 1) // 2) & full  # 2·plus < count
+    differ = (plus_major & ~(code_known & code_pos)) | (minus_major & ~(code_known & ~code_pos))
+    if differ == _ZERO:
+        return code_known, code_pos
     base = stream_base(key, CODE, 0, t)
-    for d in range(plus.shape[0]):
-        k = plus[d] - minus[d]
-        if k == 0:
-            continue
+    while differ != _ZERO:
+        d = lowest_bit(differ)
         b = _bit(d)
-        majority_pos = k > 0
+        differ ^= b
+        k = 2 * plane_count(planes, d) - count
         if k < 0:
             k = -k
-        differs = not (code_known & b) or (((code_pos & b) != _ZERO) != majority_pos)
-        if differs and uniform_at(base, d) >= (1.0 - p2) ** k:
+        if uniform_at(base, d) >= (1.0 - p2) ** k:
             code_known |= b
-            if majority_pos:
+            if plus_major & b:
                 code_pos |= b
             else:
                 code_pos &= ~b

@@ -68,7 +68,8 @@ class Team(mesa.Agent):
     ``orders`` (order slips not yet read by the supplier, ``[0]`` is read this period);
     ``expected`` (expected demand E); ``bias`` (stock bias b on S'); ``gain`` (BPO process
     gain g); ``maturity`` (BPM process maturity); ``known``/``pos`` (members' beliefs as bit
-    masks, culture layer, see :mod:`orgsim.culture`);
+    masks, culture layer, see :mod:`orgsim.culture`: views of this team's rows of the firm's
+    member arrays);
     ``knowledge`` (March's score K, 1 without the culture layer).
     """
 
@@ -136,12 +137,12 @@ class Team(mesa.Agent):
         self.maturity = mg.initial_maturity
         # culture state
         self.knowledge = 1.0
-        if cu.enabled:
-            self.known = np.zeros(cu.members, dtype=np.uint64)
-            self.pos = np.zeros(cu.members, dtype=np.uint64)
-            cult.init_beliefs(self.known, self.pos, cu.dims, model.key, index)
-            self.actions = np.zeros(cu.members, dtype=np.uint64)
-            self.performance = np.zeros(cu.members, dtype=np.int64)
+        if cu.enabled:  # this team's rows of the firm's member arrays (views)
+            rows = slice(index * cu.members, (index + 1) * cu.members)
+            self.known = model.known[rows]
+            self.pos = model.pos[rows]
+            self.actions = model.actions[rows]
+            self.performance = model.performance[rows]
         self.history: dict[str, list[float]] = defaultdict(list)
 
     def cost_factor(self) -> float:
@@ -341,6 +342,14 @@ class Firm(mesa.Model):
         self.backlog_unmet = cfg.costs.unmet == "backlog"
         mg, cu = cfg.management, cfg.culture
         rules = rules or {}
+        if cu.enabled:  # the members of all teams, team by team: beliefs, actions, performance
+            size = net.n_teams * cu.members
+            self.known = np.zeros(size, dtype=np.uint64)  # mask of non-zero beliefs ...
+            self.pos = np.zeros(size, dtype=np.uint64)  # ... and of the +1 ones among them
+            cult.init_beliefs(self.known, self.pos, cu.dims, self.key)
+            self.actions = np.zeros(size, dtype=np.uint64)
+            self.performance = np.zeros(size, dtype=np.int64)
+            self.planes = np.zeros(cult.PLANES, dtype=np.uint64)
         self.teams = [
             Team(
                 self,
@@ -517,29 +526,21 @@ class Firm(mesa.Model):
     def culture_step(self, s: int, p1: float, by_score: bool) -> None:
         cu, teams = self.cfg.culture, self.teams
         m = cu.dims
-        for team in teams:
-            cult.turnover(team.known, team.pos, m, cu.p3, self.key, team.index, s)
+        cult.turnover(self.known, self.pos, m, cu.p3, self.key, s)
         self.reality = np.uint64(cult.turbulence(self.reality, m, cu.p4, self.key, s))
-        for team in teams:
-            cult.act(
-                team.known, team.pos, self.reality, m, self.key, team.index, s, team.actions, team.performance
-            )
-        for team in teams:
-            cult.socialise(
-                team.known, team.pos, self.code_known, self.code_pos, m, p1, self.key, team.index, s
-            )
-        plus = np.zeros(cu.dims, dtype=np.int64)
-        minus = np.zeros(cu.dims, dtype=np.int64)
+        cult.act(self.known, self.pos, self.reality, m, self.key, s, self.actions, self.performance)
+        cult.socialise(self.known, self.pos, self.code_known, self.code_pos, m, p1, self.key, s)
         # March: the members who outperform the code are superior; when the organisation ranks
         # teams by their scores, it hears only those in its top-ranked teams
         code_score = cult.agreement(self.code_known, self.code_pos, self.reality, m)
         top = np.ones(len(teams), dtype=np.bool_)
         if by_score:
             select_top(np.array([tm.score for tm in teams]), cu.superior_share, top)
-        for team in teams:
-            if top[team.index]:
-                cult.tally_actions(team.actions, team.performance > code_score, m, plus, minus)
-        known, pos = cult.code_learn(self.code_known, self.code_pos, plus, minus, cu.p2, self.key, s)
+        superior = np.repeat(top, cu.members) & (self.performance > code_score)
+        count = cult.tally(self.actions, superior, self.planes)
+        known, pos = cult.code_learn(
+            self.code_known, self.code_pos, self.planes, count, m, cu.p2, self.key, s
+        )
         self.code_known, self.code_pos = np.uint64(known), np.uint64(pos)
 
     def update_knowledge(self) -> None:

@@ -46,6 +46,7 @@ from .operations import (
     finalize_order,
     line_sum,
     push_and_mean,
+    row_sum,
     smooth,
     team_cost,
 )
@@ -448,7 +449,7 @@ def _run_population(
         )
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _culture_step(
     s,
     p1,
@@ -465,36 +466,30 @@ def _culture_step(
     code_pos,
     scores,
     top,
-    plus,
-    minus,
-    mask,
+    superior,
+    planes,
 ):
-    """March's culture step for one firm (same order as ``Firm.culture_step``).
+    """March's culture step for one firm (same order as ``Firm.culture_step``); the member
+    arrays hold the firm's members team by team.
 
     Returns the new ``(rpos, code_known, code_pos)``.
     """
-    n = known.shape[0]
-    members = known.shape[1]
-    for i in range(n):
-        cult.turnover(known[i], pos[i], m, p[_P3], key, i, s)
+    n = top.shape[0]
+    members = known.shape[0] // n
+    cult.turnover(known, pos, m, p[_P3], key, s)
     rpos = cult.turbulence(rpos, m, p[_P4], key, s)
-    for i in range(n):
-        cult.act(known[i], pos[i], rpos, m, key, i, s, actions[i], performance[i])
-    for i in range(n):
-        cult.socialise(known[i], pos[i], code_known, code_pos, m, p1, key, i, s)
-    plus[:] = 0
-    minus[:] = 0
+    cult.act(known, pos, rpos, m, key, s, actions, performance)
+    cult.socialise(known, pos, code_known, code_pos, m, p1, key, s)
     code_score = cult.agreement(code_known, code_pos, rpos, m)
     if by_score:
         select_top(scores, p[_SUPERIOR_SHARE], top)
     else:
         top[:] = True
     for i in range(n):
-        if top[i]:
-            for j in range(members):
-                mask[j] = performance[i, j] > code_score
-            cult.tally_actions(actions[i], mask, m, plus, minus)
-    code_known, code_pos = cult.code_learn(code_known, code_pos, plus, minus, p[_P2], key, s)
+        for j in range(i * members, (i + 1) * members):
+            superior[j] = top[i] and performance[j] > code_score
+    count = cult.tally(actions, superior, planes)
+    code_known, code_pos = cult.code_learn(code_known, code_pos, planes, count, m, p[_P2], key, s)
     return rpos, code_known, code_pos
 
 
@@ -568,6 +563,9 @@ def _simulate_firm(
     maturity = np.full(n, p[_INITIAL_MATURITY])
     knowledge = np.ones(n)
     requests = np.empty(n + 1)
+    # the decision noise (forecast and execution normals) of each team, drawn together per period
+    noisy = (culture_on and p[_FORECAST_NOISE] > 0.0) or p[_EXECUTION_NOISE] > 0.0
+    z_pairs = np.zeros((n, 2))
     out = np.empty(n + 1)
 
     # ---- environment state ----------------------------------------------------------------
@@ -585,31 +583,27 @@ def _simulate_firm(
     alignment = 0.0
     weight = p[_WEIGHT0]
     programme_cost = 0.0
-    c_members = members if culture_on else 1
-    c_dims = dims if culture_on else 1
-    known = np.zeros((n, c_members), dtype=np.uint64)
-    pos = np.zeros((n, c_members), dtype=np.uint64)
-    actions = np.zeros((n, c_members), dtype=np.uint64)
-    performance = np.zeros((n, c_members), dtype=np.int64)
+    c_members = n * members if culture_on else 1
+    known = np.zeros(c_members, dtype=np.uint64)
+    pos = np.zeros(c_members, dtype=np.uint64)
+    actions = np.zeros(c_members, dtype=np.uint64)
+    performance = np.zeros(c_members, dtype=np.int64)
+    superior = np.zeros(c_members, dtype=np.bool_)
+    planes = np.zeros(cult.PLANES, dtype=np.uint64)
     rpos = np.uint64(0)
     code_known = np.uint64(0)
     code_pos = np.uint64(0)
-    plus = np.zeros(c_dims, dtype=np.int64)
-    minus = np.zeros(c_dims, dtype=np.int64)
     top = np.zeros(n, dtype=np.bool_)
-    mask = np.zeros(c_members, dtype=np.bool_)
     burn_in = int(p[_BURN_IN])
     if culture_on:
-        for i in range(n):
-            cult.init_beliefs(known[i], pos[i], dims, key, i)
+        cult.init_beliefs(known, pos, dims, key)
         rpos = cult.init_reality(dims, key)
         for s in range(1, burn_in + 1):
             rpos, code_known, code_pos = _culture_step(
                 s, p[_P1], False, p, key, dims, known, pos, actions, performance, rpos, code_known,
-                code_pos, score, top, plus, minus, mask,
+                code_pos, score, top, superior, planes,
             )  # fmt: skip
-        for i in range(n):
-            knowledge[i] = cult.mean_knowledge(known[i], pos[i], rpos, dims)
+        cult.team_knowledge(known, pos, rpos, dims, knowledge)
 
     # ---- finance state --------------------------------------------------------------------
     fin_on = p[_FINANCE_ENABLED] != 0.0
@@ -703,8 +697,8 @@ def _simulate_firm(
                         inc += orders[cust_idx[cust_ptr[i] + j], 0]
                     incoming[i] = inc
                 available = min(max(inventory[i], 0.0), tp[i, _T_CAPACITY])
-                shipped[i] = allocate(requests[:m], available, integer, out[:m])
-                requested[i] = line_sum(requests[:m])
+                shipped[i] = allocate(requests, available, integer, out, m)
+                requested[i] = line_sum(requests, m)
                 inventory[i] -= shipped[i]
                 if nc == 0:
                     backlog[i] = requests[0] - out[0] if p[_BACKLOG_UNMET] != 0.0 else 0.0
@@ -722,7 +716,7 @@ def _simulate_firm(
                 if supplier[i] < 0:
                     requests[0] = orders[i, 0] + owed[i]
                     cap = (1.0 - p[_DISRUPTION_SEVERITY]) * tp[i, _T_THROUGHPUT] if disrupted else np.inf
-                    allocate(requests[:1], cap, integer, out[:1])
+                    allocate(requests, cap, integer, out, 1)
                     owed[i] = requests[0] - out[0]
                     inbound[i, lead_time[i] - 1] = out[0]
             # ---- 3 record -----------------------------------------------------------------
@@ -748,6 +742,9 @@ def _simulate_firm(
                 orders[i, od - 1] = 0.0
             # ---- 5 order ------------------------------------------------------------------
             decision_base = _rng.stream_base(key, _rng.DECISION, 0, t)  # pair i is team i's
+            if noisy:  # all teams' pairs first: independent draws overlap in the CPU
+                for i in range(n):
+                    z_pairs[i, 0], z_pairs[i, 1] = _rng.normal_pair_at(decision_base, i)
             for i in range(n):
                 q = cult.quality(knowledge[i])
                 if p[_SHARED] != 0.0:
@@ -760,19 +757,15 @@ def _simulate_firm(
                     observed = incoming[i]
                 noise_sd = p[_FORECAST_NOISE] * (1.0 - q) if culture_on else 0.0
                 exec_sd = p[_EXECUTION_NOISE] * (1.0 - maturity[i])
-                z_forecast = 0.0
-                z_execution = 0.0
-                if noise_sd > 0.0 or exec_sd > 0.0:
-                    z_forecast, z_execution = _rng.normal_pair_at(decision_base, i)
+                z_forecast = z_pairs[i, 0]
+                z_execution = z_pairs[i, 1]
                 if noise_sd > 0.0:
                     observed = observed * (1.0 + noise_sd * z_forecast)
                 if p[_MOVING_AVERAGE] != 0.0:
                     expected[i] = push_and_mean(window[i], observed)
                 else:
                     expected[i] = smooth(expected[i], observed, p[_THETA])
-                supply_line = (
-                    line_sum(orders[i, : order_delay[i]]) + owed[i] + line_sum(inbound[i, : lead_time[i]])
-                )
+                supply_line = row_sum(orders, i, order_delay[i]) + owed[i] + row_sum(inbound, i, lead_time[i])
                 if t <= p[_FIXED_ORDER_PERIODS]:
                     indicated = tp[i, _T_THROUGHPUT]
                 else:
@@ -891,10 +884,9 @@ def _simulate_firm(
                 p1 = min(1.0, p[_P1] + p[_SOCIALISATION_BOOST] * alignment)
                 rpos, code_known, code_pos = _culture_step(
                     burn_in + t, p1, p[_SUPERIOR_BY_SCORE] != 0.0, p, key, dims, known, pos, actions,
-                    performance, rpos, code_known, code_pos, score, top, plus, minus, mask,
+                    performance, rpos, code_known, code_pos, score, top, superior, planes,
                 )  # fmt: skip
-                for i in range(n):
-                    knowledge[i] = cult.mean_knowledge(known[i], pos[i], rpos, dims)
+                cult.team_knowledge(known, pos, rpos, dims, knowledge)
             mean_k = line_sum(knowledge) / n
             mean_m = line_sum(maturity) / n
         else:  # dormant (Firm.dormant)

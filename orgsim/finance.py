@@ -20,7 +20,7 @@ from numba import njit
 __all__ = ["finance_step", "ring_push"]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def ring_push(ring, pos, value):
     """Write ``value`` at ``pos`` of a ring buffer; return the value it replaced."""
     old = ring[pos]

@@ -138,7 +138,7 @@ def mature(maturity, rate):
     return maturity + rate * (1.0 - maturity)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def select_top(scores, share, out):
     """Mark in ``out`` the ceil(share·n) highest ``scores`` (ties: lower index first)."""
     n = scores.shape[0]
@@ -155,7 +155,7 @@ def select_top(scores, share, out):
         out[best] = True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def argmin_first(values):
     """Index of the smallest value (the first one on ties)."""
     best = 0

@@ -27,6 +27,7 @@ __all__ = [
     "line_sum",
     "push_and_mean",
     "round_half_away",
+    "row_sum",
     "smooth",
     "team_cost",
 ]
@@ -44,7 +45,7 @@ def smooth(expected, observed, theta):
     return expected + theta * (observed - expected)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def push_and_mean(window, observed):
     """Shift ``observed`` into the moving-average window (oldest first); return its mean."""
     p = window.shape[0]
@@ -86,15 +87,18 @@ def finalize_order(x, allow_negative, integer):
     return x
 
 
-@njit(cache=True)
-def allocate(requests, available, integer, out):
+@njit(cache=True, _nrt=False)
+def allocate(requests, available, integer, out, n=-1):
     """Ship what can be shipped of ``requests`` into ``out``; return the total shipped.
 
     Full requests when ``available`` covers them, else proportional rationing (whole units
     first, then one unit at a time in team order when ``integer``). Non-positive total requests
     (negative orders, serial networks only) are returned goods and are passed through.
+    Only the first ``n`` requests take part (all of them by default), so callers can reuse one
+    buffer without slicing it.
     """
-    n = requests.shape[0]
+    if n < 0:
+        n = requests.shape[0]
     total = 0.0
     for i in range(n):
         total += requests[i]
@@ -129,10 +133,23 @@ def team_cost(inventory, backlog, shipped, holding, backlog_cost, unit_cost, fix
     return holding * max(inventory, 0.0) + backlog_cost * backlog + unit_cost * max(shipped, 0.0) + fixed_cost
 
 
-@njit(cache=True)
-def line_sum(values):
-    """Sum in index order (both engines add pipelines the same way, so floats agree)."""
+@njit(cache=True, _nrt=False)
+def line_sum(values, n=-1):
+    """Sum of the first ``n`` values (all by default) in index order (both engines add pipelines
+    the same way, so floats agree)."""
+    if n < 0:
+        n = values.shape[0]
     total = 0.0
-    for i in range(values.shape[0]):
+    for i in range(n):
         total += values[i]
+    return total
+
+
+@njit(cache=True, _nrt=False)
+def row_sum(values, row, n):
+    """Sum of the first ``n`` entries of row ``row`` of a 2-D array, in index order (the same
+    floats as :func:`line_sum` of the row, without making a view of it)."""
+    total = 0.0
+    for i in range(n):
+        total += values[row, i]
     return total
