@@ -595,12 +595,15 @@ def _simulate_firm(
     code_pos = np.uint64(0)
     top = np.zeros(n, dtype=np.bool_)
     burn_in = int(p[_BURN_IN])
+    # the burn-in hears members by performance; a runtime False (not a literal) lets the
+    # burn-in and the operating steps share one compiled culture step
+    burn_by_score = p[_BURN_IN] < 0.0
     if culture_on:
         cult.init_beliefs(known, pos, dims, key)
         rpos = cult.init_reality(dims, key)
         for s in range(1, burn_in + 1):
             rpos, code_known, code_pos = _culture_step(
-                s, p[_P1], False, p, key, dims, known, pos, actions, performance, rpos, code_known,
+                s, p[_P1], burn_by_score, p, key, dims, known, pos, actions, performance, rpos, code_known,
                 code_pos, score, top, superior, planes,
             )  # fmt: skip
         cult.team_knowledge(known, pos, rpos, dims, knowledge)
