@@ -162,7 +162,8 @@ def _naive(base, offset, m):
 @njit(cache=True, inline="always")
 def _gap(base, k, log_q):
     """Failures before the next success in Bernoulli trials with log(1 − p) = ``log_q``,
-    from draw ``k``: ⌊log U / log(1 − p)⌋ is geometric (returned unfloored, possibly huge)."""
+    from draw ``k``: with U that draw and V = 1 − U in (0, 1], ⌊log V / log(1 − p)⌋ is
+    geometric (returned unfloored, possibly huge)."""
     if log_q == -np.inf:  # p = 1: every trial succeeds
         return 0.0
     return math.log(1.0 - uniform_at(base, k)) / log_q
@@ -212,7 +213,8 @@ def mean_knowledge(known, pos, rpos, m):
 @njit(cache=True, _nrt=False)
 def team_knowledge(known, pos, rpos, m, out):
     """Mean knowledge of each team into ``out`` (the member arrays hold the firm's members
-    team by team, ``len(known) // len(out)`` per team)."""
+    team by team, ``len(known) // len(out)`` per team; ``len(known)`` must be a multiple of
+    ``len(out)``)."""
     members = known.shape[0] // out.shape[0]
     for i in range(out.shape[0]):
         total = 0
@@ -224,8 +226,9 @@ def team_knowledge(known, pos, rpos, m, out):
 @njit(cache=True, inline="always")
 def _first_success(base, n, p):
     """Index of the first success in ``n`` Bernoulli(p) trials (``n`` when there is none), from
-    draw 0 of a stream: ⌊log U / log(1 − p)⌋ is geometric. When ``U ≤ (1 − p)^n`` there is no
-    success and the logarithms are skipped (the common case for small p)."""
+    draw 0 of a stream: with V = 1 − U in (0, 1], ⌊log V / log(1 − p)⌋ is geometric. When
+    ``V ≤ (1 − p)^n`` there is no success and the logarithms are skipped (the common case for
+    small p)."""
     u = 1.0 - uniform_at(base, 0)
     if u <= (1.0 - p) ** n:
         return n
@@ -265,6 +268,7 @@ def turnover(known, pos, m, p3, key, t):
 def turbulence(rpos, m, p4, key, t):
     """Flip each dimension of reality with probability p4 (geometric skipping, as
     :func:`turnover`); returns the new rpos."""
+    rpos = np.uint64(rpos)
     if p4 <= 0.0:
         return rpos
     base = stream_base(key, TURBULENCE, 0, t)

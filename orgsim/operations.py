@@ -94,8 +94,8 @@ def allocate(requests, available, integer, out, n=-1):
     Full requests when ``available`` covers them, else proportional rationing (whole units
     first, then one unit at a time in team order when ``integer``). Non-positive total requests
     (negative orders, serial networks only) are returned goods and are passed through.
-    Only the first ``n`` requests take part (all of them by default), so callers can reuse one
-    buffer without slicing it.
+    Only the first ``n`` requests take part (all of them by default; ``n`` must not exceed
+    the buffers' length), so callers can reuse one buffer without slicing it.
     """
     if n < 0:
         n = requests.shape[0]
@@ -135,8 +135,8 @@ def team_cost(inventory, backlog, shipped, holding, backlog_cost, unit_cost, fix
 
 @njit(cache=True, _nrt=False)
 def line_sum(values, n=-1):
-    """Sum of the first ``n`` values (all by default) in index order (both engines add pipelines
-    the same way, so floats agree)."""
+    """Sum of the first ``n`` values (all by default; at most ``len(values)``) in index order
+    (both engines add pipelines the same way, so floats agree)."""
     if n < 0:
         n = values.shape[0]
     total = 0.0
@@ -147,8 +147,8 @@ def line_sum(values, n=-1):
 
 @njit(cache=True, _nrt=False)
 def row_sum(values, row, n):
-    """Sum of the first ``n`` entries of row ``row`` of a 2-D array, in index order (the same
-    floats as :func:`line_sum` of the row, without making a view of it)."""
+    """Sum of the first ``n`` entries (at most the row's length) of row ``row`` of a 2-D array,
+    in index order (the same floats as :func:`line_sum` of the row, without making a view)."""
     total = 0.0
     for i in range(n):
         total += values[row, i]

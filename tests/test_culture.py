@@ -809,3 +809,10 @@ def test_fast_socialisation_lowers_code_knowledge_in_the_multinational():
         _final_code_knowledge([*base, "culture.p1=0.1"]),
         _final_code_knowledge([*base, "culture.p1=0.9"]),
     )
+
+
+def test_turbulence_takes_a_plain_int_reality():
+    """A reality passed as a Python int is a uint64 mask: p4 = 1 flips all 64 bits, the top one
+    included (a signed int64 would have come back negative)."""
+    flipped = cult.turbulence(5, 64, 1.0, np.uint64(3), 2)
+    assert int(flipped) == 5 ^ (2**64 - 1)

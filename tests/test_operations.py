@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from orgsim.operations import (
     allocate,
@@ -17,12 +18,29 @@ from orgsim.operations import (
     line_sum,
     push_and_mean,
     round_half_away,
+    row_sum,
     smooth,
     team_cost,
 )
 
 finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
 amount = st.floats(0, 1e4, allow_nan=False, allow_infinity=False)
+# Summands of very different magnitudes, so that adding them in another order changes the float.
+summands = st.one_of(finite, st.floats(-1e17, 1e17), st.sampled_from([0.1, 0.2, 0.3, 1e16, -1e16]))
+# What a reused buffer may hold beyond the n entries in use: anything, NaN included.
+junk = st.floats(allow_nan=True, allow_infinity=True)
+
+
+def same_bits(a, b) -> bool:
+    """The two floats are the same 64 bits (stricter than ``==``: tells 0.0 from -0.0)."""
+    return np.float64(a).tobytes() == np.float64(b).tobytes()
+
+
+def sum_in_index_order(values) -> float:
+    total = 0.0
+    for v in values:
+        total += float(v)
+    return total
 
 
 # -- rounding ---------------------------------------------------------------------------------
@@ -230,6 +248,107 @@ def test_integer_rationing_properties(requests, available):
         assert total == math.floor(max(available, 0.0)), "whole units left on the shelf"
         share = req * max(available, 0.0) / req.sum() if req.sum() > 0 else req * 0
         assert np.all(out >= np.floor(share)), "a customer got less than its proportional floor"
+
+
+@given(
+    integer=st.booleans(),
+    available=st.floats(-10, 2e4, allow_nan=False),
+    data=st.data(),
+)
+def test_allocate_uses_only_the_first_n_requests(integer, available, data):
+    """``allocate(buf, a, integer, out, n)`` is ``allocate`` of the slice ``buf[:n]``: the same
+    total and ``out[:n]`` bit for bit, whatever the buffer holds beyond n, and ``out`` beyond n is
+    left as it was (the Numba engine reuses one request buffer for customer lists of any size)."""
+    unit = st.integers(-20, 1000).map(float) if integer else st.floats(-20, 1e4, allow_nan=False)
+    used = data.draw(st.lists(unit, min_size=0, max_size=6), label="requests")
+    extra = data.draw(st.lists(junk, min_size=1, max_size=6), label="junk beyond n")
+    n = len(used)
+    buf = np.array(used + extra, dtype=float)
+    before = np.array(data.draw(st.lists(junk, min_size=buf.size, max_size=buf.size)), dtype=float)
+    out = before.copy()
+    total = allocate(buf, available, integer, out, n)
+
+    out_ref = np.full(n, np.nan)
+    total_ref = allocate(buf[:n].copy(), available, integer, out_ref)
+    assert same_bits(total, total_ref)
+    assert out[:n].tobytes() == out_ref.tobytes()
+    assert out[n:].tobytes() == before[n:].tobytes(), "allocate wrote beyond the first n entries"
+
+
+@pytest.mark.parametrize(
+    ("request_", "available", "integer", "expected"),
+    [(3.0, 0.7, False, 0.7), (6.0, 3.3, False, 3.3), (10.0, 7.9, True, 7.0), (3.0, -1.0, False, 0.0)],
+)
+def test_allocate_one_request_of_a_longer_buffer_is_a_lone_customer(request_, available, integer, expected):
+    """n = 1 ships all that is available, as to a lone customer (here 3·0.7/3 would be
+    0.6999999999999998, so the rationing formula must not be used)."""
+    out = np.array([np.nan, -1.0, np.nan])
+    total = allocate(np.array([request_, 5.0, np.nan]), available, integer, out, 1)
+    assert same_bits(total, expected) and same_bits(out[0], expected)
+    assert out[1] == -1.0 and np.isnan(out[2])
+
+
+@given(
+    requests=st.lists(amount, min_size=1, max_size=6), available=st.floats(-10, 2e4), integer=st.booleans()
+)
+def test_allocate_n_of_the_whole_buffer_is_the_default(requests, available, integer):
+    """n = len(requests) is the default n = -1 (every request takes part)."""
+    req = np.array(requests)
+    out, out_all = np.full(req.size, np.nan), np.full(req.size, np.nan)
+    assert same_bits(
+        allocate(req, available, integer, out, req.size), allocate(req, available, integer, out_all)
+    )
+    assert out.tobytes() == out_all.tobytes()
+
+
+# -- sums -------------------------------------------------------------------------------------
+@given(used=st.lists(summands, max_size=20), extra=st.lists(junk, max_size=5))
+def test_line_sum_of_the_first_n(used, extra):
+    """``line_sum(v, n)`` adds ``v[:n]`` in index order, bit for bit as ``line_sum(v[:n])``,
+    ignoring what lies beyond n; without n it sums all of ``v``."""
+    n = len(used)
+    v = np.array(used + extra, dtype=float)
+    got = line_sum(v, n)
+    assert same_bits(got, line_sum(v[:n]))
+    assert same_bits(got, line_sum(v[:n].copy()))
+    assert same_bits(got, sum_in_index_order(used))
+    assert same_bits(line_sum(v), line_sum(v, v.size))
+    assert same_bits(line_sum(np.array(used, dtype=float)), sum_in_index_order(used))
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [([0.1, 0.2, 0.3], 0.6000000000000001), ([0.3, 0.2, 0.1], 0.6), ([1e16, 1.0, -1e16, 1.0], 1.0)],
+)
+def test_sums_are_in_index_order(values, expected):
+    """Pairwise or reversed summation would give other floats (0.6, 0.6000000000000001, 0.0)."""
+    v = np.array([*values, np.nan])
+    a = np.array([[np.nan] * v.size, v])
+    assert same_bits(line_sum(v, len(values)), expected)
+    assert same_bits(line_sum(v[:-1]), expected)
+    assert same_bits(row_sum(a, 1, len(values)), expected)
+    assert same_bits(row_sum(np.asfortranarray(a), 1, len(values)), expected)
+
+
+@given(
+    a=st.tuples(st.integers(1, 4), st.integers(0, 12)).flatmap(
+        lambda shape: hnp.arrays(np.float64, shape, elements=summands)
+    ),
+    fortran=st.booleans(),
+    data=st.data(),
+)
+def test_row_sum_is_line_sum_of_the_row(a, fortran, data):
+    """``row_sum(a, i, n)`` is ``line_sum(a[i, :n])`` bit for bit, for every row i and prefix n,
+    whatever the memory layout (a row of a Fortran-ordered array is strided)."""
+    if fortran:
+        a = np.asfortranarray(a)
+    rows, cols = a.shape
+    i = data.draw(st.integers(0, rows - 1), label="row")
+    n = data.draw(st.integers(0, cols), label="n")
+    got = row_sum(a, i, n)
+    assert same_bits(got, line_sum(a[i, :n]))
+    assert same_bits(got, line_sum(a[i], n))
+    assert same_bits(got, sum_in_index_order(a[i, :n]))
 
 
 # -- costs ------------------------------------------------------------------------------------
