@@ -80,6 +80,11 @@ _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
 
 
+def _as_i64(builder, x, value):
+    """An LLVM integer argument of Numba type ``x`` widened to 64 bits."""
+    return builder.zext(value, ir.IntType(64)) if x.bitwidth < 64 else value
+
+
 @intrinsic
 def _ctpop(typingctx, x):
     """LLVM's population count of a 64-bit integer (one POPCNT instruction where available)."""
@@ -87,10 +92,7 @@ def _ctpop(typingctx, x):
         return None
 
     def codegen(context, builder, signature, args):
-        value = args[0]
-        if x.bitwidth < 64:
-            value = builder.zext(value, ir.IntType(64))
-        return builder.ctpop(value)
+        return builder.ctpop(_as_i64(builder, x, args[0]))
 
     return types.uint64(x), codegen
 
@@ -102,10 +104,7 @@ def _cttz(typingctx, x):
         return None
 
     def codegen(context, builder, signature, args):
-        value = args[0]
-        if x.bitwidth < 64:
-            value = builder.zext(value, ir.IntType(64))
-        return builder.cttz(value, ir.Constant(ir.IntType(1), 0))
+        return builder.cttz(_as_i64(builder, x, args[0]), ir.Constant(ir.IntType(1), 0))
 
     return types.uint64(x), codegen
 
@@ -159,16 +158,6 @@ def _naive(base, offset, m):
     return known, pos
 
 
-@njit(cache=True, inline="always")
-def _gap(base, k, log_q):
-    """Failures before the next success in Bernoulli trials with log(1 − p) = ``log_q``,
-    from draw ``k``: with U that draw and V = 1 − U in (0, 1], ⌊log V / log(1 − p)⌋ is
-    geometric (returned unfloored, possibly huge)."""
-    if log_q == -np.inf:  # p = 1: every trial succeeds
-        return 0.0
-    return math.log(1.0 - uniform_at(base, k)) / log_q
-
-
 @njit(cache=True)
 def init_reality(m, key):
     """Reality: each dimension +1 or −1 with probability 1/2 (drawn at period 0); returns rpos."""
@@ -217,25 +206,24 @@ def team_knowledge(known, pos, rpos, m, out):
     ``len(out)``)."""
     members = known.shape[0] // out.shape[0]
     for i in range(out.shape[0]):
-        total = 0
-        for j in range(i * members, (i + 1) * members):
-            total += agreement(known[j], pos[j], rpos, m)
-        out[i] = total / m / members
+        rows = slice(i * members, (i + 1) * members)
+        out[i] = mean_knowledge(known[rows], pos[rows], rpos, m)
 
 
 @njit(cache=True, inline="always")
-def _first_success(base, n, p):
-    """Index of the first success in ``n`` Bernoulli(p) trials (``n`` when there is none), from
-    draw 0 of a stream: with V = 1 − U in (0, 1], ⌊log V / log(1 − p)⌋ is geometric. When
-    ``V ≤ (1 − p)^n`` there is no success and the logarithms are skipped (the common case for
+def _next_success(base, k, i, n, p):
+    """Index of the next success after trial ``i`` among ``n`` Bernoulli(p) trials (``n`` when
+    there is none), from draw ``k`` of a stream: with V = 1 − U in (0, 1], the number of
+    failures before it, ⌊log V / log(1 − p)⌋, is geometric. When ``V ≤ (1 − p)^r`` for the
+    r trials left there is no success and the logarithms are skipped (the common case for
     small p)."""
-    u = 1.0 - uniform_at(base, 0)
-    if u <= (1.0 - p) ** n:
+    rest = n - 1 - i
+    v = 1.0 - uniform_at(base, k)
+    if v <= (1.0 - p) ** rest:
         return n
     if p >= 1.0:
-        return 0
-    gap = math.log(u) / math.log1p(-p)
-    return min(gap, n)
+        return i + 1
+    return i + 1 + int(min(math.log(v) / math.log1p(-p), rest))
 
 
 @njit(cache=True, _nrt=False)
@@ -249,19 +237,13 @@ def turnover(known, pos, m, p3, key, t):
         return
     n = known.shape[0]
     base = stream_base(key, TURNOVER, 0, t)
-    i = int(_first_success(base, n, p3))
-    if i >= n:
-        return
-    naive = stream_base(key, NAIVE, 0, t)
-    log_q = math.log1p(-p3) if p3 < 1.0 else -np.inf
+    i = _next_success(base, 0, -1, n, p3)
+    naive = stream_base(key, NAIVE, 0, t) if i < n else _ZERO
     k = 1
-    while True:
+    while i < n:
         known[i], pos[i] = _naive(naive, i * m, m)
-        gap = _gap(base, k, log_q)
+        i = _next_success(base, k, i, n, p3)
         k += 1
-        if gap >= n - 1 - i:
-            return
-        i += 1 + int(gap)
 
 
 @njit(cache=True)
@@ -272,18 +254,13 @@ def turbulence(rpos, m, p4, key, t):
     if p4 <= 0.0:
         return rpos
     base = stream_base(key, TURBULENCE, 0, t)
-    d = int(_first_success(base, m, p4))
-    if d >= m:
-        return rpos
-    log_q = math.log1p(-p4) if p4 < 1.0 else -np.inf
+    d = _next_success(base, 0, -1, m, p4)
     k = 1
-    while True:
+    while d < m:
         rpos ^= _bit(d)
-        gap = _gap(base, k, log_q)
+        d = _next_success(base, k, d, m, p4)
         k += 1
-        if gap >= m - 1 - d:
-            return rpos
-        d += 1 + int(gap)
+    return rpos
 
 
 @njit(cache=True, _nrt=False)
@@ -355,20 +332,24 @@ def tally(actions, superior, planes):
 
 
 @njit(cache=True, _nrt=False)
-def plane_count(planes, d):
-    """Dimension ``d``'s count in bit-sliced ``planes`` (see :func:`tally`)."""
+def plane_count(planes, d, used=-1):
+    """Dimension ``d``'s count in bit-sliced ``planes`` (see :func:`tally`), reading the first
+    ``used`` planes (all by default; a count below 2^used has nothing above them)."""
+    if used < 0:
+        used = planes.shape[0]
     total = 0
-    for b in range(planes.shape[0]):
+    for b in range(used):
         total += np.int64((planes[b] >> np.uint64(d)) & _ONE) << b
     return total
 
 
 @njit(cache=True, _nrt=False)
-def _greater(planes, c):
-    """Mask of the dimensions whose bit-sliced count exceeds the constant ``c`` ≥ 0."""
+def _greater(planes, c, used):
+    """Mask of the dimensions whose bit-sliced count, held in the first ``used`` planes,
+    exceeds the constant 0 ≤ ``c`` < 2^used."""
     gt = _ZERO
     eq = ~_ZERO
-    for b in range(planes.shape[0] - 1, -1, -1):
+    for b in range(used - 1, -1, -1):
         x = planes[b]
         if (c >> b) & 1:
             eq &= x
@@ -389,8 +370,11 @@ def code_learn(code_known, code_pos, planes, count, m, p2, key, t):
     if count == 0:
         return code_known, code_pos
     full = full_mask(m)
-    plus_major = _greater(planes, count // 2) & full  # 2·plus > count
-    minus_major = ~_greater(planes, (count - 1) // 2) & full  # 2·plus < count
+    used = 0  # planes that can hold a count up to ``count``
+    while count >> used:
+        used += 1
+    plus_major = _greater(planes, count // 2, used) & full  # 2·plus > count
+    minus_major = ~_greater(planes, (count - 1) // 2, used) & full  # 2·plus < count
     differ = (plus_major & ~(code_known & code_pos)) | (minus_major & ~(code_known & ~code_pos))
     if differ == _ZERO:
         return code_known, code_pos
@@ -399,7 +383,7 @@ def code_learn(code_known, code_pos, planes, count, m, p2, key, t):
         d = lowest_bit(differ)
         b = _bit(d)
         differ ^= b
-        k = 2 * plane_count(planes, d) - count
+        k = 2 * plane_count(planes, d, used) - count
         if k < 0:
             k = -k
         if uniform_at(base, d) >= (1.0 - p2) ** k:

@@ -453,7 +453,6 @@ def _run_population(
 def _culture_step(
     s,
     p1,
-    by_score,
     p,
     key,
     m,
@@ -464,13 +463,13 @@ def _culture_step(
     rpos,
     code_known,
     code_pos,
-    scores,
     top,
     superior,
     planes,
 ):
     """March's culture step for one firm (same order as ``Firm.culture_step``); the member
-    arrays hold the firm's members team by team.
+    arrays hold the firm's members team by team, and the code hears the members of the teams
+    marked in ``top`` (chosen by the caller: every team, or the best-scoring ones).
 
     Returns the new ``(rpos, code_known, code_pos)``.
     """
@@ -481,10 +480,6 @@ def _culture_step(
     cult.act(known, pos, rpos, m, key, s, actions, performance)
     cult.socialise(known, pos, code_known, code_pos, m, p1, key, s)
     code_score = cult.agreement(code_known, code_pos, rpos, m)
-    if by_score:
-        select_top(scores, p[_SUPERIOR_SHARE], top)
-    else:
-        top[:] = True
     for i in range(n):
         for j in range(i * members, (i + 1) * members):
             superior[j] = top[i] and performance[j] > code_score
@@ -593,18 +588,16 @@ def _simulate_firm(
     rpos = np.uint64(0)
     code_known = np.uint64(0)
     code_pos = np.uint64(0)
-    top = np.zeros(n, dtype=np.bool_)
+    top = np.ones(n, dtype=np.bool_)  # the teams the code hears: all, or the best-scoring
+    by_score = p[_SUPERIOR_BY_SCORE] != 0.0
     burn_in = int(p[_BURN_IN])
-    # the burn-in hears members by performance; a runtime False (not a literal) lets the
-    # burn-in and the operating steps share one compiled culture step
-    burn_by_score = p[_BURN_IN] < 0.0
-    if culture_on:
+    if culture_on:  # the burn-in hears every team's members (there are no scores yet)
         cult.init_beliefs(known, pos, dims, key)
         rpos = cult.init_reality(dims, key)
         for s in range(1, burn_in + 1):
             rpos, code_known, code_pos = _culture_step(
-                s, p[_P1], burn_by_score, p, key, dims, known, pos, actions, performance, rpos, code_known,
-                code_pos, score, top, superior, planes,
+                s, p[_P1], p, key, dims, known, pos, actions, performance, rpos, code_known, code_pos,
+                top, superior, planes,
             )  # fmt: skip
         cult.team_knowledge(known, pos, rpos, dims, knowledge)
 
@@ -885,9 +878,11 @@ def _simulate_firm(
             # ---- 8 learn ------------------------------------------------------------------
             if culture_on and t % int(p[_CULTURE_EVERY]) == 0:
                 p1 = min(1.0, p[_P1] + p[_SOCIALISATION_BOOST] * alignment)
+                if by_score:
+                    select_top(score, p[_SUPERIOR_SHARE], top)
                 rpos, code_known, code_pos = _culture_step(
-                    burn_in + t, p1, p[_SUPERIOR_BY_SCORE] != 0.0, p, key, dims, known, pos, actions,
-                    performance, rpos, code_known, code_pos, score, top, superior, planes,
+                    burn_in + t, p1, p, key, dims, known, pos, actions, performance, rpos, code_known,
+                    code_pos, top, superior, planes,
                 )  # fmt: skip
                 cult.team_knowledge(known, pos, rpos, dims, knowledge)
             mean_k = line_sum(knowledge) / n
