@@ -212,3 +212,15 @@ def configs_with_every_layer(draw):
 def test_engines_agree_on_random_configs(cfg):
     """Property: for any valid config, both engines give the same numbers, all finite."""
     _assert_same(orgsim.simulate(cfg, engine="mesa"), orgsim.simulate(cfg, engine="numba", teams=True))
+
+
+def test_progress_bar_counts_every_firm_and_changes_nothing(noisy_cfg, capsys):
+    """``progress=True`` shows a bar over the firms (the run goes in chunks so the bar moves)
+    and gives the same numbers as a run without it; a small run shows no bar by default."""
+    cfg = noisy_cfg.replace(n_orgs=6)
+    quiet = orgsim.simulate(cfg, engine="numba", teams=False)
+    assert capsys.readouterr().err == "", "no bar for a short run unless asked"
+    shown = orgsim.simulate(cfg, engine="numba", teams=False, progress=True, chunk=2)
+    err = capsys.readouterr().err
+    assert "firms (numba)" in err and "6/6" in err
+    _assert_same(quiet, shown, rtol=0, atol=0)
