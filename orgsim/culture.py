@@ -146,15 +146,15 @@ def _trit(u):
 
 @njit(cache=True)
 def _naive(base, offset, m):
-    """A naive belief vector: (known, pos) from m uniform draws starting at ``offset``."""
+    """A naive belief vector: (known, pos) from m uniform draws starting at ``offset``
+    (−1, 0, +1 by the thirds of each draw, as :func:`_trit`; branch-free)."""
     known = _ZERO
     pos = _ZERO
     for d in range(m):
-        tr = _trit(uniform_at(base, offset + d))
-        if tr != 0:
-            known |= _bit(d)
-            if tr > 0:
-                pos |= _bit(d)
+        u = uniform_at(base, offset + d)
+        plus = np.uint64(u >= 2.0 / 3.0)
+        known |= (np.uint64(u < 1.0 / 3.0) | plus) << np.uint64(d)
+        pos |= plus << np.uint64(d)
     return known, pos
 
 
@@ -206,8 +206,10 @@ def team_knowledge(known, pos, rpos, m, out):
     ``len(out)``)."""
     members = known.shape[0] // out.shape[0]
     for i in range(out.shape[0]):
-        rows = slice(i * members, (i + 1) * members)
-        out[i] = mean_knowledge(known[rows], pos[rows], rpos, m)
+        total = 0
+        for j in range(i * members, (i + 1) * members):
+            total += agreement(known[j], pos[j], rpos, m)
+        out[i] = total / m / members
 
 
 @njit(cache=True, inline="always")
@@ -291,43 +293,59 @@ def socialise(known, pos, code_known, code_pos, m, p1, key, t):
     code_pos = np.uint64(code_pos)
     base = stream_base(key, SOCIALISE, 0, t)
     full = full_mask(m)
-    for i in range(known.shape[0]):
-        k = known[i]
-        differ = code_known & (~k | (pos[i] ^ code_pos)) & full
-        if differ == _ZERO:
-            continue
-        move = _ZERO  # the differing beliefs that take a step this period
-        while differ != _ZERO:
-            d = lowest_bit(differ)
-            differ &= differ - _ONE
-            if uniform_at(base, i * m + d) < p1:
-                move |= _bit(d)
-        # an opposite belief (known) becomes 0; a 0 belief takes the code's sign
-        known[i] = k ^ move
-        pos[i] = (pos[i] & ~move) | (code_pos & move & ~k)
+    # U < p1 for U = j·2^-53 (j the draw's top 53 bits) is j < ceil(p1·2^53): an integer test
+    below = np.uint64(math.ceil(min(p1, 1.0) * 9007199254740992.0))
+    n = known.shape[0]
+    for lo in range(0, n, 64):  # blocks of 64 members
+        # the members with a differing belief, listed branch-free as the bits of one word
+        listed = _ZERO
+        for i in range(lo, min(n, lo + 64)):
+            differ = code_known & (~known[i] | (pos[i] ^ code_pos)) & full
+            listed |= np.uint64(differ != _ZERO) << np.uint64(i - lo)
+        while listed != _ZERO:
+            i = lo + lowest_bit(listed)
+            listed &= listed - _ONE
+            k = known[i]
+            differ = code_known & (~k | (pos[i] ^ code_pos)) & full
+            move = _ZERO  # the differing beliefs that take a step this period
+            while differ != _ZERO:
+                d = lowest_bit(differ)
+                differ &= differ - _ONE
+                move |= np.uint64((bits_at(base, i * m + d) >> np.uint64(11)) < below) << np.uint64(d)
+            # an opposite belief (known) becomes 0; a 0 belief takes the code's sign
+            known[i] = k ^ move
+            pos[i] = (pos[i] & ~move) | (code_pos & move & ~k)
 
 
 @njit(cache=True, _nrt=False)
-def tally(actions, superior, planes):
-    """Count the superior members' +1 actions on every dimension at once; returns how many
-    members are superior.
+def tally(actions, performance, code_score, heard, planes):
+    """Count the +1 actions of the superior members on every dimension at once; returns how
+    many members are superior.
+
+    The superior members are those who outperform the code (``performance > code_score``)
+    in the teams the code hears (``heard[i]`` for team i; the member arrays hold the members
+    team by team, ``len(actions) // len(heard)`` per team).
 
     The counts are bit-sliced: on return, the count of dimension d is Σ_b (bit d of
     ``planes[b]``)·2^b (:func:`plane_count`), so one member costs a few word operations
     instead of one per dimension. The −1 actions on d are the superior members less the count.
     """
     planes[:] = 0
+    members = actions.shape[0] // heard.shape[0]
     count = 0
-    for i in range(actions.shape[0]):
-        if superior[i]:
-            count += 1
-            carry = actions[i]
-            b = 0
-            while carry != _ZERO:
-                c = planes[b] & carry
-                planes[b] ^= carry
-                carry = c
-                b += 1
+    for team in range(heard.shape[0]):
+        if not heard[team]:
+            continue
+        for i in range(team * members, (team + 1) * members):
+            if performance[i] > code_score:
+                count += 1
+                carry = actions[i]
+                b = 0
+                while carry != _ZERO:
+                    c = planes[b] & carry
+                    planes[b] ^= carry
+                    carry = c
+                    b += 1
     return count
 
 

@@ -528,16 +528,16 @@ class Firm(mesa.Model):
         m = cu.dims
         cult.turnover(self.known, self.pos, m, cu.p3, self.key, s)
         self.reality = np.uint64(cult.turbulence(self.reality, m, cu.p4, self.key, s))
-        cult.act(self.known, self.pos, self.reality, m, self.key, s, self.actions, self.performance)
-        cult.socialise(self.known, self.pos, self.code_known, self.code_pos, m, p1, self.key, s)
-        # March: the members who outperform the code are superior; when the organisation ranks
-        # teams by their scores, it hears only those in its top-ranked teams
-        code_score = cult.agreement(self.code_known, self.code_pos, self.reality, m)
+        # when the organisation ranks teams by their scores, the code hears only the members
+        # of its top-ranked teams (March: all members)
         top = np.ones(len(teams), dtype=np.bool_)
         if by_score:
             select_top(np.array([tm.score for tm in teams]), cu.superior_share, top)
-        superior = np.repeat(top, cu.members) & (self.performance > code_score)
-        count = cult.tally(self.actions, superior, self.planes)
+        cult.act(self.known, self.pos, self.reality, m, self.key, s, self.actions, self.performance)
+        cult.socialise(self.known, self.pos, self.code_known, self.code_pos, m, p1, self.key, s)
+        # March: the members who outperform the code are superior
+        code_score = cult.agreement(self.code_known, self.code_pos, self.reality, m)
+        count = cult.tally(self.actions, self.performance, code_score, top, self.planes)
         known, pos = cult.code_learn(
             self.code_known, self.code_pos, self.planes, count, m, cu.p2, self.key, s
         )

@@ -464,7 +464,6 @@ def _culture_step(
     code_known,
     code_pos,
     top,
-    superior,
     planes,
 ):
     """March's culture step for one firm (same order as ``Firm.culture_step``); the member
@@ -473,17 +472,12 @@ def _culture_step(
 
     Returns the new ``(rpos, code_known, code_pos)``.
     """
-    n = top.shape[0]
-    members = known.shape[0] // n
     cult.turnover(known, pos, m, p[_P3], key, s)
     rpos = cult.turbulence(rpos, m, p[_P4], key, s)
     cult.act(known, pos, rpos, m, key, s, actions, performance)
     cult.socialise(known, pos, code_known, code_pos, m, p1, key, s)
     code_score = cult.agreement(code_known, code_pos, rpos, m)
-    for i in range(n):
-        for j in range(i * members, (i + 1) * members):
-            superior[j] = top[i] and performance[j] > code_score
-    count = cult.tally(actions, superior, planes)
+    count = cult.tally(actions, performance, code_score, top, planes)
     code_known, code_pos = cult.code_learn(code_known, code_pos, planes, count, m, p[_P2], key, s)
     return rpos, code_known, code_pos
 
@@ -583,7 +577,6 @@ def _simulate_firm(
     pos = np.zeros(c_members, dtype=np.uint64)
     actions = np.zeros(c_members, dtype=np.uint64)
     performance = np.zeros(c_members, dtype=np.int64)
-    superior = np.zeros(c_members, dtype=np.bool_)
     planes = np.zeros(cult.PLANES, dtype=np.uint64)
     rpos = np.uint64(0)
     code_known = np.uint64(0)
@@ -597,7 +590,7 @@ def _simulate_firm(
         for s in range(1, burn_in + 1):
             rpos, code_known, code_pos = _culture_step(
                 s, p[_P1], p, key, dims, known, pos, actions, performance, rpos, code_known, code_pos,
-                top, superior, planes,
+                top, planes,
             )  # fmt: skip
         cult.team_knowledge(known, pos, rpos, dims, knowledge)
 
@@ -882,7 +875,7 @@ def _simulate_firm(
                     select_top(score, p[_SUPERIOR_SHARE], top)
                 rpos, code_known, code_pos = _culture_step(
                     burn_in + t, p1, p, key, dims, known, pos, actions, performance, rpos, code_known,
-                    code_pos, top, superior, planes,
+                    code_pos, top, planes,
                 )  # fmt: skip
                 cult.team_knowledge(known, pos, rpos, dims, knowledge)
             mean_k = line_sum(knowledge) / n

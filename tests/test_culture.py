@@ -88,10 +88,13 @@ def mean_se(x) -> tuple[float, float]:
 
 
 def run_tally(actions, superior) -> tuple[np.ndarray, int]:
-    """Bit-sliced tally of the superior members' +1 action masks: (planes, count). The planes
+    """Bit-sliced tally of the superior members' +1 action masks: (planes, count). The members
+    form one heard team, and a superior member outperforms the code score 0 by 1. The planes
     start as junk, so a tally that does not reset them shows."""
     planes = np.full(cult.PLANES, 0xDEADBEEFDEADBEEF, dtype=np.uint64)
-    count = cult.tally(np.asarray(actions, dtype=np.uint64), np.asarray(superior, dtype=np.bool_), planes)
+    performance = np.asarray(superior, dtype=np.int64)
+    heard = np.ones(1, dtype=np.bool_)
+    count = cult.tally(np.asarray(actions, dtype=np.uint64), performance, 0, heard, planes)
     return planes, int(count)
 
 
@@ -402,6 +405,29 @@ def test_tally_counts_the_superior_members_plus_actions(members, m, data):
     for d in range(64):
         assert cult.plane_count(planes, d) == plus[d], d
     assert plus[m:].sum() == 0
+
+
+@PROPERTY
+@given(
+    teams=st.integers(1, 6),
+    members=st.integers(1, 12),
+    code_score=st.integers(-30, 30),
+    data=st.data(),
+)
+def test_tally_hears_only_the_members_of_heard_teams_who_beat_the_code(teams, members, code_score, data):
+    """The superior group is the members of the heard teams (the member arrays hold them team
+    by team) whose performance is strictly above the code's score: a member of an unheard team,
+    or one who only equals the code, does not count."""
+    n = teams * members
+    actions = data.draw(hnp.arrays(np.uint64, n, elements=st.integers(0, 2**64 - 1)))
+    performance = data.draw(hnp.arrays(np.int64, n, elements=st.integers(-30, 30)))
+    heard = data.draw(hnp.arrays(np.bool_, teams))
+    planes = np.full(cult.PLANES, 0xDEADBEEFDEADBEEF, dtype=np.uint64)
+    count = cult.tally(actions, performance, code_score, heard, planes)
+    superior = np.repeat(heard, members) & (performance > code_score)
+    assert count == int(superior.sum())
+    plus = ((actions[superior][:, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)).sum(axis=0)
+    assert [cult.plane_count(planes, d) for d in range(64)] == plus.tolist()
 
 
 def test_tally_of_every_bit_of_many_members():
