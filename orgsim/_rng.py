@@ -161,6 +161,24 @@ def normal_at(base, k):
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
+@njit(cache=True, _nrt=False)
+def normals_at(base, out):
+    """Draws 0, 1, …, ``len(out)`` − 1 of a stream as standard normals into ``out``: the same
+    numbers as :func:`normal_at`, with the common case (the first word lands in its layer's
+    rectangle) computed for all draws in one branch-free pass that vectorises, and the rest
+    (about 1.5 %) finished by :func:`normal_at`."""
+    n = out.shape[0]
+    for k in range(n):
+        h = bits_at(base, np.uint64(k) * np.uint64(_NORMAL_DRAWS))
+        i = np.int64(h & np.uint64(0xFF))
+        sign = -1.0 if (h >> np.uint64(8)) & np.uint64(1) else 1.0
+        x = float(h >> np.uint64(11)) * (1.0 / 9007199254740992.0) * _ZX[i]
+        out[k] = sign * x if x < _ZX[i + 1] else np.nan  # NaN: not in the rectangle
+    for k in range(n):
+        if np.isnan(out[k]):
+            out[k] = normal_at(base, k)
+
+
 @njit(cache=True)
 def normal_pair_at(base, k):
     """Two independent standard normals: draws ``2k`` and ``2k + 1`` of a stream."""

@@ -554,7 +554,7 @@ def _simulate_firm(
     requests = np.empty(n + 1)
     # the decision noise (forecast and execution normals) of each team, drawn together per period
     noisy = (culture_on and p[_FORECAST_NOISE] > 0.0) or p[_EXECUTION_NOISE] > 0.0
-    z_pairs = np.zeros((n, 2))
+    z = np.zeros(2 * n)  # team i's pair: z[2i] (forecast), z[2i + 1] (execution)
     out = np.empty(n + 1)
 
     # ---- environment state ----------------------------------------------------------------
@@ -731,9 +731,8 @@ def _simulate_firm(
                 orders[i, od - 1] = 0.0
             # ---- 5 order ------------------------------------------------------------------
             decision_base = _rng.stream_base(key, _rng.DECISION, 0, t)  # pair i is team i's
-            if noisy:  # all teams' pairs first: independent draws overlap in the CPU
-                for i in range(n):
-                    z_pairs[i, 0], z_pairs[i, 1] = _rng.normal_pair_at(decision_base, i)
+            if noisy:  # all teams' pairs at once: normals 2i and 2i + 1 are team i's pair
+                _rng.normals_at(decision_base, z)
             for i in range(n):
                 q = cult.quality(knowledge[i])
                 if p[_SHARED] != 0.0:
@@ -746,8 +745,8 @@ def _simulate_firm(
                     observed = incoming[i]
                 noise_sd = p[_FORECAST_NOISE] * (1.0 - q) if culture_on else 0.0
                 exec_sd = p[_EXECUTION_NOISE] * (1.0 - maturity[i])
-                z_forecast = z_pairs[i, 0]
-                z_execution = z_pairs[i, 1]
+                z_forecast = z[2 * i]
+                z_execution = z[2 * i + 1]
                 if noise_sd > 0.0:
                     observed = observed * (1.0 + noise_sd * z_forecast)
                 if p[_MOVING_AVERAGE] != 0.0:
