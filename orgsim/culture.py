@@ -134,20 +134,10 @@ def _bit(d):
     return _ONE << np.uint64(d)
 
 
-@njit(cache=True, inline="always")
-def _trit(u):
-    """−1, 0 or +1 with equal probability from a uniform draw."""
-    if u < 1.0 / 3.0:
-        return -1
-    if u < 2.0 / 3.0:
-        return 0
-    return 1
-
-
 @njit(cache=True)
 def _naive(base, offset, m):
-    """A naive belief vector: (known, pos) from m uniform draws starting at ``offset``
-    (−1, 0, +1 by the thirds of each draw, as :func:`_trit`; branch-free)."""
+    """A naive belief vector: (known, pos) from m uniform draws starting at ``offset``; belief
+    d is −1 for U < 1/3, 0 for U < 2/3 and +1 otherwise (equal chances; no branches)."""
     known = _ZERO
     pos = _ZERO
     for d in range(m):

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import orgsim
+from orgsim import _rng
 from orgsim import culture as cult
 
 PROPERTY = settings(max_examples=40, deadline=None)
@@ -331,6 +332,28 @@ def run_socialise(beliefs, code, p1, key, t) -> np.ndarray:
     cult.socialise(known, pos, code_known, code_pos, m, p1, key, t)
     assert_masks_valid(known, pos, m)
     return cult.unpack_trits(known, pos, m)
+
+
+@PROPERTY
+@given(
+    members=st.integers(1, 150),
+    m=st.integers(1, MAX_DIMS),
+    p1=st.floats(0, 1),
+    key=keys,
+    t=st.integers(0, 10_000),
+    data=st.data(),
+)
+def test_socialise_moves_exactly_the_differing_beliefs_whose_draw_is_below_p1(members, m, p1, key, t, data):
+    """The documented stream: belief d of member g moves iff it differs from a non-zero code
+    and the SOCIALISE uniform at counter g·m + d is below p1 (the kernel's integer test of the
+    draw's bits, and its listing of members in blocks of 64, give exactly this)."""
+    beliefs = data.draw(hnp.arrays(np.int64, (members, m), elements=trits))
+    code = code_trits(data, m)
+    after = run_socialise(beliefs, code, p1, key, t)
+    base = np.uint64(_rng.stream_base(key, cult.SOCIALISE, 0, t))  # a uint64 for Numba
+    differ = (code != 0) & (beliefs != code)
+    draws = np.array([[_rng.uniform_at(base, g * m + d) for d in range(m)] for g in range(members)])
+    np.testing.assert_array_equal(after != beliefs, differ & (draws < p1))
 
 
 @PROPERTY
