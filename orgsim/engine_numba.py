@@ -41,6 +41,7 @@ from .management import (
 from .network import Network, build_network
 from .operations import (
     allocate,
+    allocate_one,
     anchor_and_adjust,
     desired_stock,
     finalize_order,
@@ -686,7 +687,10 @@ def _simulate_firm(
                         inc += orders[cust_idx[cust_ptr[i] + j], 0]
                     incoming[i] = inc
                 available = min(max(inventory[i], 0.0), tp[i, _T_CAPACITY])
-                shipped[i] = allocate(requests, available, integer, out, m)
+                if m == 1:  # one customer: the same numbers without the arrays
+                    out[0], shipped[i] = allocate_one(requests[0], available, integer)
+                else:
+                    shipped[i] = allocate(requests, available, integer, out, m)
                 requested[i] = line_sum(requests, m)
                 inventory[i] -= shipped[i]
                 if nc == 0:
@@ -705,9 +709,9 @@ def _simulate_firm(
                 if supplier[i] < 0:
                     requests[0] = orders[i, 0] + owed[i]
                     cap = (1.0 - p[_DISRUPTION_SEVERITY]) * tp[i, _T_THROUGHPUT] if disrupted else np.inf
-                    allocate(requests, cap, integer, out, 1)
-                    owed[i] = requests[0] - out[0]
-                    inbound[i, lead_time[i] - 1] = out[0]
+                    filled = allocate_one(requests[0], cap, integer)[0]
+                    owed[i] = requests[0] - filled
+                    inbound[i, lead_time[i] - 1] = filled
             # ---- 3 record -----------------------------------------------------------------
             for i in range(n):
                 q = cult.quality(knowledge[i])

@@ -21,6 +21,7 @@ from numba import njit
 
 __all__ = [
     "allocate",
+    "allocate_one",
     "anchor_and_adjust",
     "desired_stock",
     "finalize_order",
@@ -125,6 +126,18 @@ def allocate(requests, available, integer, out, n=-1):
                 left -= 1.0
             i += 1
     return shipped
+
+
+@njit(cache=True)
+def allocate_one(request, available, integer):
+    """:func:`allocate` of a single request without arrays: ``(shipped to it, total shipped)``,
+    the same two numbers as ``out[0]`` and the return value of ``allocate`` with ``n = 1``."""
+    total = 0.0 + request
+    if total <= 0.0 or available >= total:
+        return request, total
+    ship = max(available, 0.0)
+    shipped = math.floor(ship) if integer else ship
+    return shipped, shipped
 
 
 @njit(cache=True)

@@ -12,6 +12,7 @@ from hypothesis.extra import numpy as hnp
 
 from orgsim.operations import (
     allocate,
+    allocate_one,
     anchor_and_adjust,
     desired_stock,
     finalize_order,
@@ -286,6 +287,21 @@ def test_allocate_one_request_of_a_longer_buffer_is_a_lone_customer(request_, av
     total = allocate(np.array([request_, 5.0, np.nan]), available, integer, out, 1)
     assert same_bits(total, expected) and same_bits(out[0], expected)
     assert out[1] == -1.0 and np.isnan(out[2])
+
+
+@given(
+    request_=st.one_of(st.floats(-50, 1e4, allow_nan=False), st.sampled_from([0.0, -0.0, 7.0])),
+    available=st.one_of(st.floats(-10, 2e4, allow_nan=False), st.sampled_from([0.0, -0.0, np.inf])),
+    integer=st.booleans(),
+)
+def test_allocate_one_is_allocate_of_one_request(request_, available, integer):
+    """``allocate_one(q, a, integer)`` gives bit for bit what ``allocate`` gives one request q:
+    ``(out[0], total shipped)``, signed zeros included (the batch engine uses it for customers
+    and sources with one request)."""
+    out = np.full(1, np.nan)
+    total = allocate(np.array([request_]), available, integer, out)
+    shipped, shipped_total = allocate_one(request_, available, integer)
+    assert same_bits(shipped, out[0]) and same_bits(shipped_total, total)
 
 
 @given(
