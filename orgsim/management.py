@@ -145,11 +145,14 @@ def select_top(scores, share, out):
     k = int(math.ceil(share * n - 1e-9))  # noqa: RUF046 - an int for Numba
     if k < 1:
         k = 1
-    for i in range(n):  # rank of i: the scores above it, and the equal ones before it
-        rank = 0
-        for j in range(n):
-            rank += (scores[j] > scores[i]) | ((scores[j] == scores[i]) & (j < i))
-        out[i] = rank < k
+    for i in range(n):
+        out[i] = False
+    for _ in range(k):
+        best = -1
+        for i in range(n):
+            if not out[i] and (best < 0 or scores[i] > scores[best]):
+                best = i
+        out[best] = True
 
 
 @njit(cache=True, _nrt=False)
