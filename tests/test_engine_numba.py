@@ -6,6 +6,7 @@ Equivalence runs every scenario × strategy × environment of ``conf/`` on both 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numba
@@ -224,3 +225,14 @@ def test_progress_bar_counts_every_firm_and_changes_nothing(noisy_cfg, capsys):
     err = capsys.readouterr().err
     assert "firms (numba)" in err and "6/6" in err
     _assert_same(quiet, shown, rtol=0, atol=0)
+
+
+def test_model_md_states_the_parameter_layout_the_engine_uses():
+    """docs/model.md §Engines gives the width of the per-firm matrix P and the per-team tensor
+    TP; they must be the engine's (a parameter added to the kernel updates the text)."""
+    text = (CONF.parent / "docs" / "model.md").read_text()
+    scalars = re.search(r"one row of (\d+) scalar\s+parameters per firm", text)
+    per_team = re.search(r"a tensor `TP` \((\d+)\s+parameters per team", text)
+    assert scalars and per_team, "the layout sentence of docs/model.md moved"
+    assert int(scalars.group(1)) == len(engine_numba.P) == len(set(engine_numba.P.values()))
+    assert int(per_team.group(1)) == len(engine_numba.T) == len(set(engine_numba.T.values()))
