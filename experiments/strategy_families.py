@@ -27,7 +27,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from statsmodels.stats.proportion import confint_proportions_2indep, proportion_
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 import orgsim
+from orgsim.simulation import atomic_write, package_versions
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
@@ -74,7 +74,6 @@ OUTCOMES = {
     "survived": "survival",
     "credit_headroom": "credit headroom (MU)",
 }
-PACKAGES = ("orgsim", "mesa", "numba", "numpy", "pandas", "statsmodels", "pyarrow", "hydra-core", "omegaconf")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -206,8 +205,7 @@ def overrides_for(env: str, variant: Variant, firms: int, seed: int) -> list[str
 def run_cell(env: str, variant: Variant, cfg: orgsim.Config, engine: str) -> tuple[pd.DataFrame, float]:
     """Simulate one cell and return its per-firm outcomes at each horizon, and the wall time."""
     start = time.perf_counter()
-    kpis = orgsim.simulate(cfg, engine=engine, teams=False).kpis
-    out = firm_outcomes(kpis, cfg.n_orgs)
+    out = firm_outcomes(orgsim.simulate(cfg, engine=engine, teams=False).kpi_arrays)
     out.insert(0, "family", cfg.strategy.family)
     out.insert(0, "strategy", cfg.strategy.name)
     out.insert(0, "overrides", " ".join(variant.overrides))
@@ -217,18 +215,20 @@ def run_cell(env: str, variant: Variant, cfg: orgsim.Config, engine: str) -> tup
     return out, time.perf_counter() - start
 
 
-def firm_outcomes(kpis: pd.DataFrame, firms: int) -> pd.DataFrame:
-    """Per firm and horizon: the three outcomes and a few diagnostics of the mechanisms."""
-    k = kpis.sort_values(["org", "period"])
-    if len(k) != firms * PERIODS:
-        raise RuntimeError(f"expected {firms * PERIODS} KPI rows, got {len(k)}")
+def firm_outcomes(arrays: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Per firm and horizon: the three outcomes and a few diagnostics of the mechanisms, from a
+    result's KPI arrays (``SimulationResult.kpi_arrays``, each [firm, period])."""
+    firms, periods = arrays["cash"].shape
+    if periods != PERIODS:
+        raise RuntimeError(f"expected {PERIODS} periods, got {periods}")
 
-    def grid(col: str) -> np.ndarray:
-        return k[col].to_numpy().reshape(firms, PERIODS)
-
-    fcf, solvent, headroom = grid("free_cash_flow"), grid("solvent").astype(bool), grid("credit_headroom")
-    revenue, opcost, programme = grid("revenue"), grid("operating_cost"), grid("programme_cost")
-    fill, demand = grid("fill_rate"), grid("demand")
+    fcf, solvent, headroom = (
+        arrays["free_cash_flow"],
+        arrays["solvent"].astype(bool),
+        arrays["credit_headroom"],
+    )
+    revenue, opcost, programme = arrays["revenue"], arrays["operating_cost"], arrays["programme_cost"]
+    fill, demand = arrays["fill_rate"], arrays["demand_total"]
     rows = []
     for h, weeks in HORIZONS.items():
         alive = solvent[:, :weeks]
@@ -257,9 +257,9 @@ def firm_outcomes(kpis: pd.DataFrame, firms: int) -> pd.DataFrame:
                         (fill[:, :weeks] * alive).sum(axis=1) / np.maximum(alive_weeks, 1),
                         np.nan,
                     ),
-                    "mean_knowledge": grid("mean_knowledge")[:, last],
-                    "code_knowledge": grid("code_knowledge")[:, last],
-                    "mean_maturity": grid("mean_maturity")[:, last],
+                    "mean_knowledge": arrays["mean_knowledge"][:, last],
+                    "code_knowledge": arrays["code_knowledge"][:, last],
+                    "mean_maturity": arrays["mean_maturity"][:, last],
                     "cum_demand": demand[:, :weeks].sum(axis=1),
                 }
             )
@@ -409,24 +409,32 @@ def estimate_all(outcomes: pd.DataFrame, families: dict[str, str], envs: list[st
     base = [s for s, f in families.items() if f == BASELINE]
     have = set(outcomes.variant)
     rows = []
+    done: dict[tuple, list[dict]] = {}
+
+    def add(env, h, name, arm_a, arm_b, kind, cols=tuple(OUTCOMES)) -> list[dict]:
+        """The rows of one contrast; one listed under a second kind (an ablation that is also a
+        step of the path) is estimated once and its rows copied under that kind."""
+        key = (env, h, name, tuple(cols))
+        if key not in done:
+            done[key] = contrast(outcomes, env, h, name, arm_a, arm_b, kind, cols)
+            return done[key]
+        return [{**r, "kind": kind} for r in done[key]]
+
     for env in envs:
         for h in HORIZONS:
-            rows += contrast(outcomes, env, h, "culture_aligned − efficiency_only", cul, eff, "family")
+            rows += add(env, h, "culture_aligned − efficiency_only", cul, eff, "family")
             for c in cul:
                 for s in eff + base:
-                    rows += contrast(outcomes, env, h, f"{c} − {s}", [c], [s], "strategy")
+                    rows += add(env, h, f"{c} − {s}", [c], [s], "strategy")
             for s in base:
-                rows += contrast(outcomes, env, h, f"efficiency_only − {s}", eff, [s], "strategy")
+                rows += add(env, h, f"efficiency_only − {s}", eff, [s], "strategy")
         h = "5y"
         for ab in ABLATIONS:
             if ab.key not in have:
                 continue
-            rows += contrast(
-                outcomes, env, h, f"{ab.key} − {ab.parent}", [ab.key], [ab.parent], "ablation_effect"
-            )
+            rows += add(env, h, f"{ab.key} − {ab.parent}", [ab.key], [ab.parent], "ablation_effect")
             if ab.parent == CULTURE_REF:
-                rows += contrast(
-                    outcomes,
+                rows += add(
                     env,
                     h,
                     f"{ab.key} − {EFFICIENCY_REF}",
@@ -435,21 +443,18 @@ def estimate_all(outcomes: pd.DataFrame, families: dict[str, str], envs: list[st
                     "ablation_gap",
                 )
             else:
-                rows += contrast(
-                    outcomes, env, h, f"{CULTURE_REF} − {ab.key}", [CULTURE_REF], [ab.key], "ablation_gap"
-                )
+                rows += add(env, h, f"{CULTURE_REF} − {ab.key}", [CULTURE_REF], [ab.key], "ablation_gap")
         if all(step[0] in have and step[1] in have for step in PATH):
             for frm, to, _ in PATH:
-                rows += contrast(outcomes, env, h, f"{to} − {frm}", [to], [frm], "path")
+                rows += add(env, h, f"{to} − {frm}", [to], [frm], "path")
         for key, _, _ in ASSUMPTIONS:
             a, b = f"{CULTURE_REF}@{key}", f"{EFFICIENCY_REF}@{key}"
             if a in have and b in have:
                 for hh in HORIZONS:
-                    rows += contrast(outcomes, env, hh, f"{a} − {b}", [a], [b], "assumption")
+                    rows += add(env, hh, f"{a} − {b}", [a], [b], "assumption")
         if CULTURE_REF in have and EFFICIENCY_REF in have:
             diag = ("mean_knowledge", "code_knowledge", "fill_rate", "cum_programme_cost", "cum_revenue")
-            rows += contrast(
-                outcomes,
+            rows += add(
                 env,
                 h,
                 f"{CULTURE_REF} − {EFFICIENCY_REF}",
@@ -523,10 +528,15 @@ def primary(est: pd.DataFrame, **where) -> dict:
     else:
         sel = sel[sel.method == "paired_t"]
     # a contrast listed under two kinds (an ablation that is also a step of the path) is one estimate
-    sel = sel.drop_duplicates(subset=["estimate", "ci_lower", "ci_upper"])
+    sel = sel.drop_duplicates(subset=["environment", "horizon", "contrast", "outcome", "method"])
     if len(sel) != 1:
         raise KeyError(f"{len(sel)} rows for {where}")
     return sel.iloc[0].to_dict()
+
+
+def best_at_cash(outcomes: pd.DataFrame, variants: Sequence[str]) -> str:
+    """The variant with the highest mean cumulative free cash flow in ``outcomes``."""
+    return max(variants, key=lambda v: pick(outcomes, variant=v).cum_fcf.mean())
 
 
 def verdict(r: dict, pos: str, neg: str) -> str:
@@ -763,7 +773,7 @@ def findings(
     strongest = []
     for env in envs:
         ref = pick(outcomes, environment=env, horizon="5y")
-        best = max(eff, key=lambda s: pick(ref, variant=s).cum_fcf.mean())
+        best = best_at_cash(ref, eff)
         for c in cul:
             bits = [
                 f"{short(o)} {cell(primary(est, environment=env, horizon='5y', contrast=f'{c} − {best}', outcome=o))}"
@@ -971,7 +981,7 @@ def findings(
     out += ["### Programme costs", ""]
     for env in envs:
         ref = pick(outcomes, environment=env, horizon="5y")
-        best = max(eff, key=lambda s: pick(ref, variant=s).cum_fcf.mean())
+        best = best_at_cash(ref, eff)
         r = primary(est, environment=env, horizon="5y", contrast=f"{CULTURE_REF} − {best}", outcome="cum_fcf")
         c, e = pick(ref, variant=CULTURE_REF), pick(ref, variant=best)
         weeks = max(c.weeks_solvent.mean(), 1.0)
@@ -1080,12 +1090,8 @@ def git_state() -> dict:
 
 
 def provenance(args: argparse.Namespace, argv: Sequence[str], timing: dict, git: dict) -> dict:
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+    # the versions every orgsim result records, and statsmodels for the intervals
+    versions = {**package_versions(), "statsmodels": metadata.version("statsmodels")}
     return {
         "command": " ".join(["python", SCRIPT, *map(shlex.quote, argv)]),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),  # when the run finished
@@ -1267,7 +1273,7 @@ def write_report(path: Path, est: pd.DataFrame, outcomes: pd.DataFrame, meta: di
     ]
     text = "\n".join(lines)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1371,15 +1377,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             log("note: orgsim/ or conf/ changed during the run; the run used the versions at its start")
         for col in ("environment", "variant", "kind", "overrides", "strategy", "family", "horizon"):
             outcomes[col] = outcomes[col].astype(str)
-        outcomes.to_parquet(out / "outcomes.parquet", index=False)
-        outcomes.to_csv(out / "outcomes.csv.gz", index=False)
+        # each file is renamed into place when complete, run.json last
+        atomic_write(out / "outcomes.parquet", lambda tmp: outcomes.to_parquet(tmp, index=False))
+        atomic_write(
+            out / "outcomes.csv.gz", lambda tmp: outcomes.to_csv(tmp, index=False, compression="gzip")
+        )
     meta["crn_verified"] = crn_verified(outcomes)
     meta["out_display"] = out_display
     if not meta["crn_verified"]:
         log("WARNING: demand paths differ between cells of one environment; paired intervals are invalid")
     est = estimate_all(outcomes, meta["families"], meta["environments"])
-    est.to_csv(out / "contrasts.csv", index=False)
-    (out / "run.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "out_display"}, indent=2))
+    atomic_write(out / "contrasts.csv", lambda tmp: est.to_csv(tmp, index=False))
+    run_json = json.dumps({k: v for k, v in meta.items() if k != "out_display"}, indent=2)
+    atomic_write(out / "run.json", lambda tmp: Path(tmp).write_text(run_json))
     write_report(args.report, est, outcomes, meta)
     log(f"wrote {args.report} and {out_display}/ (outcomes, contrasts.csv, run.json)")
     return 0

@@ -52,11 +52,16 @@ def bits_at(base, k):
     return _mix(np.uint64(base) + np.uint64(k) * _GAMMA + np.uint64(3))
 
 
+@njit(cache=True, inline="always")
+def _unit(h):
+    """U[0, 1) from the top 53 bits of a 64-bit word."""
+    return float(h >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
 @njit(cache=True)
 def uniform_at(base, k):
     """Draw ``k`` of the stream whose prefix is ``base``: U[0, 1) with 53 random bits."""
-    h = _mix(np.uint64(base) + np.uint64(k) * _GAMMA + np.uint64(3))
-    return float(h >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    return _unit(bits_at(base, k))
 
 
 # ---- standard normals: Marsaglia & Tsang's (2000) ziggurat ----------------------------------
@@ -128,6 +133,15 @@ def _tail(base, k):
             return _ZX[1] + t
 
 
+@njit(cache=True, inline="always")
+def _layer_point(h):
+    """A ziggurat word's layer (its low 8 bits), sign (bit 8) and point x = U·x[layer] (U from
+    the top 53 bits); the point is the normal's magnitude if x < x[layer + 1]."""
+    i = np.int64(h & np.uint64(0xFF))
+    sign = -1.0 if (h >> np.uint64(8)) & np.uint64(1) else 1.0
+    return i, sign, _unit(h) * _ZX[i]
+
+
 @njit(cache=True)
 def normal_at(base, k):
     """Draw ``k`` of a stream as a standard normal (ziggurat, Marsaglia & Tsang 2000).
@@ -145,9 +159,7 @@ def normal_at(base, k):
     while j < _NORMAL_DRAWS - 1:  # a round uses counters j and j + 1
         h = bits_at(base, first + np.uint64(j))
         j += 1
-        i = np.int64(h & np.uint64(0xFF))
-        sign = -1.0 if (h >> np.uint64(8)) & np.uint64(1) else 1.0
-        x = float(h >> np.uint64(11)) * (1.0 / 9007199254740992.0) * _ZX[i]
+        i, sign, x = _layer_point(h)
         if x < _ZX[i + 1]:  # inside the layer's rectangle under the curve
             return sign * x
         if i == 0:  # the base strip beyond r: the tail
@@ -169,10 +181,7 @@ def normals_at(base, out):
     (about 1.5 %) finished by :func:`normal_at`."""
     n = out.shape[0]
     for k in range(n):
-        h = bits_at(base, np.uint64(k) * np.uint64(_NORMAL_DRAWS))
-        i = np.int64(h & np.uint64(0xFF))
-        sign = -1.0 if (h >> np.uint64(8)) & np.uint64(1) else 1.0
-        x = float(h >> np.uint64(11)) * (1.0 / 9007199254740992.0) * _ZX[i]
+        i, sign, x = _layer_point(bits_at(base, np.uint64(k) * np.uint64(_NORMAL_DRAWS)))
         out[k] = sign * x if x < _ZX[i + 1] else np.nan  # NaN: not in the rectangle
     for k in range(n):
         if np.isnan(out[k]):

@@ -88,6 +88,20 @@ def finalize_order(x, allow_negative, integer):
     return x
 
 
+@njit(cache=True)
+def allocate_one(request, available, integer):
+    """What :func:`allocate` ships to a lone request, without arrays: ``(shipped to it, total
+    shipped)``, i.e. ``out[0]`` and the return value of ``allocate`` with ``n = 1``. The
+    request in full when ``available`` covers it (or it is not positive), else all that is
+    available (whole units when ``integer``)."""
+    total = 0.0 + request
+    if total <= 0.0 or available >= total:
+        return request, total
+    ship = max(available, 0.0)
+    shipped = math.floor(ship) if integer else ship
+    return shipped, shipped
+
+
 @njit(cache=True, _nrt=False)
 def allocate(requests, available, integer, out, n=-1):
     """Ship what can be shipped of ``requests`` into ``out``; return the total shipped.
@@ -100,6 +114,9 @@ def allocate(requests, available, integer, out, n=-1):
     """
     if n < 0:
         n = requests.shape[0]
+    if n == 1:  # a lone customer gets all that is available (no rationing formula)
+        out[0], shipped = allocate_one(requests[0], available, integer)
+        return shipped
     total = 0.0
     for i in range(n):
         total += requests[i]
@@ -108,9 +125,6 @@ def allocate(requests, available, integer, out, n=-1):
             out[i] = requests[i]
         return total
     ship = max(available, 0.0)
-    if n == 1:
-        out[0] = math.floor(ship) if integer else ship
-        return out[0]
     shipped = 0.0
     for i in range(n):
         share = requests[i] * ship / total if requests[i] > 0.0 else 0.0
@@ -126,18 +140,6 @@ def allocate(requests, available, integer, out, n=-1):
                 left -= 1.0
             i += 1
     return shipped
-
-
-@njit(cache=True)
-def allocate_one(request, available, integer):
-    """:func:`allocate` of a single request without arrays: ``(shipped to it, total shipped)``,
-    the same two numbers as ``out[0]`` and the return value of ``allocate`` with ``n = 1``."""
-    total = 0.0 + request
-    if total <= 0.0 or available >= total:
-        return request, total
-    ship = max(available, 0.0)
-    shipped = math.floor(ship) if integer else ship
-    return shipped, shipped
 
 
 @njit(cache=True)

@@ -193,18 +193,17 @@ def test_full_disk_keeps_finished_runs_and_leaves_no_partial_file(tmp_path, monk
 RESULTS_CMD = str(Path(sys.executable).with_name("orgsim-results"))
 
 
+def results_cmd(*args: str, cwd) -> subprocess.CompletedProcess:
+    """Run the ``orgsim-results`` console script in ``cwd``; capture its output."""
+    return subprocess.run([RESULTS_CMD, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
 def test_results_command_summarizes_a_sweep_and_rejects_a_bad_path(tmp_path):
     out = orgsim_cmd(
         "-m", "strategy=bpo,bso", "environment=stable,volatile", "n_orgs=2", "periods=8", cwd=tmp_path
     )
     assert out.returncode == 0, out.stderr
-    ok = subprocess.run(
-        [RESULTS_CMD, "summarize", "multirun/sweep"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    ok = results_cmd("summarize", "multirun/sweep", cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     header, *rows = ok.stdout.strip().splitlines()
     assert header.split()[:4] == ["strategy", "environment", "runs", "firms"]
@@ -212,12 +211,6 @@ def test_results_command_summarizes_a_sweep_and_rejects_a_bad_path(tmp_path):
     assert {tuple(r.split()[:2]) for r in rows} == {
         (s, e) for s in ("bpo", "bso") for e in ("stable", "volatile")
     }
-    bad = subprocess.run(
-        [RESULTS_CMD, "summarize", "nowhere"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    bad = results_cmd("summarize", "nowhere", cwd=tmp_path)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == ["orgsim-results: error: results path 'nowhere' does not exist"]
