@@ -13,17 +13,12 @@ from hypothesis import strategies as st
 
 import orgsim
 from orgsim.config import config_dir, config_from_dict
-from orgsim.network import Network, build_network
 
 
 @functools.cache
 def run(overrides: tuple[str, ...]) -> orgsim.SimulationResult:
     """Compose ``conf/`` with ``overrides`` and simulate it (cached per test process)."""
     return orgsim.simulate(orgsim.compose(list(overrides)))
-
-
-def network(res: orgsim.SimulationResult) -> Network:
-    return build_network(res.config)
 
 
 def team_array(res: orgsim.SimulationResult, column: str) -> np.ndarray:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import atol_for, conf_options, kpi_array, network, random_configs, run, team_array
+from helpers import atol_for, conf_options, kpi_array, random_configs, run, team_array
 from hypothesis import given
 
 import orgsim
@@ -112,7 +112,7 @@ def unit_cost_factor_is_one(cfg) -> bool:
 def material_costs(res) -> np.ndarray | None:
     """[org, period] material bought from outside, when the results determine it: the top
     teams' cost less their holding, backlog, processing and fixed costs (cost factor 1)."""
-    cfg, net = res.config, network(res)
+    cfg, net = res.config, res.network
     if cfg.costs.material == 0.0:
         return np.zeros((cfg.n_orgs, cfg.periods))
     if not unit_cost_factor_is_one(cfg):
@@ -137,7 +137,7 @@ def material_costs(res) -> np.ndarray | None:
 
 def steady_state_ebitda(res) -> float:
     """EBITDA per period at the initial steady state with cost factor 1."""
-    cfg, net = res.config, network(res)
+    cfg, net = res.config, res.network
     revenue = cfg.finance.price * net.throughput[net.sales_teams].sum()
     costs = (net.holding * net.initial_inventory + net.unit_cost * net.throughput + net.fixed_cost).sum()
     return float(revenue - costs - cfg.costs.material * net.throughput[net.top].sum())
@@ -153,7 +153,7 @@ def check_finite(res):
 
 def check_team_conservation(res):
     """inventory_t = inventory_{t-1} + received_t - shipped_t, inventory_0 from the config."""
-    net = network(res)
+    net = res.network
     inv, rec, shp = (team_array(res, c) for c in ("inventory", "received", "shipped"))
     previous = np.concatenate(
         [np.broadcast_to(net.initial_inventory, (inv.shape[0], 1, inv.shape[2])), inv[:, :-1]], axis=1
@@ -166,7 +166,7 @@ def check_order_flow(res):
     what it ships. Stage 0 is asked for end-customer demand; team j upstream for the orders its
     customers placed ``order_delay`` periods earlier (the initial order pipelines hold the
     steady-state throughput). Checked while the firm operates."""
-    cfg, net = res.config, network(res)
+    cfg, net = res.config, res.network
     op = operating(res)
     backlog, shipped, order = (team_array(res, c) for c in ("backlog", "shipped", "order"))
     prev_backlog = np.concatenate([np.zeros_like(backlog[:, :1]), backlog[:, :-1]], axis=1)
@@ -196,7 +196,7 @@ def check_order_flow(res):
 def check_transit(res):
     """Goods a supplier ships reach its customers ``lead_time`` periods later; before that the
     initial pipelines deliver the steady-state throughput."""
-    net = network(res)
+    net = res.network
     op = operating(res)
     received, shipped, order = (team_array(res, c) for c in ("received", "shipped", "order"))
     tol = atol_for(received, shipped, order)
@@ -225,7 +225,7 @@ def check_transit(res):
 def check_firm_balance(res):
     """Units that entered from outside - units shipped to customers = change in on-hand stock
     (KPI inventory_units) + change in goods in transit between the firm's teams."""
-    net = network(res)
+    net = res.network
     op = operating(res)
     received, shipped = team_array(res, "received"), team_array(res, "shipped")
     inside = [i for i in range(net.n_teams) if net.supplier[i] >= 0]
@@ -250,7 +250,7 @@ def check_firm_balance(res):
 
 def check_kpi_aggregates(res):
     """Firm KPIs are the sums of their teams: stock, backlog, cost; revenue from stage-0 sales."""
-    cfg, net = res.config, network(res)
+    cfg, net = res.config, res.network
     op = operating(res)
     inv, backlog, cost, shipped = (team_array(res, c) for c in ("inventory", "backlog", "cost", "shipped"))
     k = {c: kpi_array(res, c).astype(float) for c in ("inventory_units", "backlog_units", "operating_cost")}
@@ -289,7 +289,7 @@ def check_working_capital(res):
     ``receivable_lag`` periods and material paid ``payable_lag`` periods after they occur
     (the steady-state amounts before period 1). Checked when the results determine material
     costs (see ``material_costs``)."""
-    cfg, net = res.config, network(res)
+    cfg, net = res.config, res.network
     f = cfg.finance
     op = operating(res)
     material = material_costs(res)
@@ -374,7 +374,7 @@ def check_insolvency_absorbing(res):
 
 
 def check_capacity(res):
-    net = network(res)
+    net = res.network
     shipped = team_array(res, "shipped")
     assert np.all(shipped <= net.capacity + 1e-9), "a team shipped more than its capacity"
 
@@ -415,7 +415,7 @@ def test_invariant(case, check):
 # the stress cases really stress what they claim to (so the invariants above are not vacuous)
 # --------------------------------------------------------------------------------------------
 def test_stress_cases_exercise_their_mechanism():
-    net_cap = network(run(CASES["capacity_binding"]))
+    net_cap = run(CASES["capacity_binding"]).network
     shipped = team_array(run(CASES["capacity_binding"]), "shipped")
     capped = np.isfinite(net_cap.capacity)
     assert np.any(np.isclose(shipped[:, :, capped], net_cap.capacity[capped])), "capacity never binds"
@@ -423,18 +423,18 @@ def test_stress_cases_exercise_their_mechanism():
     assert kpi_array(run(CASES["credit_line"]), "debt").max() > 0, "the credit line is never drawn"
     assert (kpi_array(run(CASES["credit_line"]), "interest") > 0).any(), "no interest is ever paid"
     heavy = run(CASES["heavy_disruption"])
-    net = network(heavy)
+    net = heavy.network
     got = team_array(heavy, "received")[:, :, net.top]
     asked = np.stack([shifted(team_array(heavy, "order")[:, :, i], 5, 0) for i in net.top], axis=2)
     assert np.any(got[:, 5:] < asked[:, 5:] - 1e-6), "no disruption ever cut supply"
     shocked = run(CASES["cost_shocks"])
-    net = network(shocked)
+    net = shocked.network
     paid = material_costs(shocked)
     at_base = shocked.config.costs.material * team_array(shocked, "received")[:, :, net.top].sum(axis=2)
     assert np.any(paid > at_base + 1e-6), "no input-cost shock ever raised the material bill"
     assert kpi_array(run(CASES["credit_line_culture"]), "debt").max() > 0, "the credit line is never drawn"
     lean = run(CASES["lean_backlog"])
-    sales = network(lean).sales_teams
+    sales = lean.network.sales_teams
     assert team_array(lean, "backlog")[:, :, sales].max() > 0, "backlog mode never backlogs"
 
 
@@ -541,7 +541,7 @@ def test_simulate_seed_argument_overrides_config():
 def test_lost_sales_versus_backlog():
     """Same demand path; with lost sales stage-0 teams never backlog and sell at most demand."""
     backlog, lost = run(CASES["lean_backlog"]), run(CASES["lost_sales"])
-    sales = network(lost).sales_teams
+    sales = lost.network.sales_teams
     np.testing.assert_array_equal(kpi_array(backlog, "demand"), kpi_array(lost, "demand"))
     assert np.all(team_array(lost, "backlog")[:, :, sales] == 0.0)
     assert team_array(backlog, "backlog")[:, :, sales].max() > 0.0
@@ -554,7 +554,7 @@ def test_shared_information_changes_upstream_orders_only():
     base = (*FOUNDATION, "environment=stable", "n_orgs=2", "periods=40")
     local, shared = run(base), run((*base, "information=shared"))
     assert kpi_array(local, "solvent").all() and kpi_array(shared, "solvent").all()
-    net = network(local)
+    net = local.network
     lo, sh = team_array(local, "order"), team_array(shared, "order")
     np.testing.assert_array_equal(lo[:, :, net.stage == 0], sh[:, :, net.stage == 0])
     for k in range(1, int(net.stage.max()) + 1):
@@ -578,7 +578,7 @@ def test_steady_state_is_an_equilibrium(beta, cover):
             "periods=60",
         )
     )
-    net = network(res)
+    net = res.network
     np.testing.assert_allclose(
         team_array(res, "order")[0], np.broadcast_to(net.throughput, (60, net.n_teams))
     )

@@ -150,7 +150,7 @@ def test_back_to_back_episodes_at_probability_one():
     assert episodes(1.0, 3, 100).all()
 
 
-@pytest.mark.parametrize("duration", [1, 3, 6])
+@pytest.mark.parametrize("duration", [1, 2, 3, 6])
 def test_episodes_last_whole_durations(duration):
     """Each episode lasts exactly ``duration`` periods; a new one may start the period after
     one ends, so active runs are whole multiples of the duration (the last may be cut off)."""

@@ -8,6 +8,7 @@ the published ones and its samples (rectangles, wedges and the tail) against N(0
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -164,14 +165,10 @@ def _base(stream=_rng.DECISION, team=0, period=0):
     return np.uint64(_rng.stream_base(KEY, stream, team, period))
 
 
-_samples: dict = {}
-
-
+@functools.cache
 def big_normal_sample():
     """``N_BIG`` normals of one stream, drawn once for the tests that share them."""
-    if "z" not in _samples:
-        _samples["z"] = _normal_sample(_base(), N_BIG)
-    return _samples["z"]
+    return _normal_sample(_base(), N_BIG)
 
 
 def _f(x):

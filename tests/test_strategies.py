@@ -15,7 +15,6 @@ new presets are covered.
 
 from __future__ import annotations
 
-import functools
 import shutil
 from pathlib import Path
 
@@ -23,11 +22,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from helpers import atol_for, kpi_array, team_array
+from helpers import run as cached_run
 
 import orgsim
 import orgsim.config
 from orgsim.config import compose_dict, config_dir
-from orgsim.network import build_network
 
 SIZE = ["n_orgs=2", "periods=40"]
 LABELS = ["strategy", "family"]
@@ -50,26 +50,11 @@ def test_the_required_presets_exist():
     assert {"stable", "volatile", "disrupted"} <= set(ENVIRONMENTS)
 
 
-@functools.cache
 def run(strategy: str, environment: str, *extra: str) -> orgsim.SimulationResult:
-    cfg = orgsim.compose(
-        ["scenario=multinational", f"strategy={strategy}", f"environment={environment}", *SIZE, *extra]
+    """The multinational firm under a strategy and environment (cached by :func:`helpers.run`)."""
+    return cached_run(
+        ("scenario=multinational", f"strategy={strategy}", f"environment={environment}", *SIZE, *extra)
     )
-    return orgsim.simulate(cfg)
-
-
-def by_period(res: orgsim.SimulationResult, column: str, frame: str = "teams") -> np.ndarray:
-    """A column as ``[org, period, team]`` (teams) or ``[org, period]`` (KPIs)."""
-    cfg = res.config
-    if frame == "kpis":
-        df = res.kpis.sort_values(["org", "period"], kind="stable")
-        return df[column].to_numpy(dtype=float).reshape(cfg.n_orgs, cfg.periods)
-    df = res.teams.assign(code=res.teams.team.cat.codes).sort_values(["org", "period", "code"], kind="stable")
-    return df[column].to_numpy(dtype=float).reshape(cfg.n_orgs, cfg.periods, -1)
-
-
-def atol(*arrays) -> float:
-    return 1e-9 * max(1.0, *(float(np.max(np.abs(a))) for a in arrays))
 
 
 def assert_same_except_labels(a: orgsim.SimulationResult, b: orgsim.SimulationResult) -> None:
@@ -167,10 +152,10 @@ def test_units_are_conserved_per_team(strategy, environment):
     """inventory_t − inventory_{t−1} = received_t − shipped_t for every team and period, from
     the network's initial inventory."""
     res = run(strategy, environment)
-    inv, rec, shp = (by_period(res, c) for c in ("inventory", "received", "shipped"))
-    start = build_network(res.config).initial_inventory
+    inv, rec, shp = (team_array(res, c) for c in ("inventory", "received", "shipped"))
+    start = res.network.initial_inventory
     previous = np.concatenate([np.broadcast_to(start, (inv.shape[0], 1, inv.shape[2])), inv[:, :-1]], axis=1)
-    np.testing.assert_allclose(inv - previous, rec - shp, rtol=0, atol=atol(inv, rec, shp))
+    np.testing.assert_allclose(inv - previous, rec - shp, rtol=0, atol=atol_for(inv, rec, shp))
 
 
 @pytest.mark.parametrize(("strategy", "environment"), GRID)
@@ -182,14 +167,14 @@ def test_cash_is_conserved_and_costs_add_up(strategy, environment):
     the firm operates, 0 once it is insolvent."""
     res = run(strategy, environment)
     cfg, net = res.config, res.network
-    kp = {c: by_period(res, c, "kpis") for c in res.kpis.columns if c not in ("org", "period", *LABELS)}
-    scale = atol(kp["cash"], kp["operating_cost"], kp["revenue"])
+    kp = {c: kpi_array(res, c) for c in res.kpis.columns if c not in ("org", "period", *LABELS)}
+    scale = atol_for(kp["cash"], kp["operating_cost"], kp["revenue"])
     np.testing.assert_allclose(
         kp["cash"], kp["cash_start"] + kp["free_cash_flow"] + kp["net_financing"], rtol=0, atol=scale
     )
     np.testing.assert_allclose(kp["cash_start"][:, 0], cfg.finance.initial_cash, rtol=0, atol=scale)
     np.testing.assert_allclose(kp["cash_start"][:, 1:], kp["cash"][:, :-1], rtol=0, atol=scale)
-    team_cost = by_period(res, "cost").sum(axis=2)
+    team_cost = team_array(res, "cost").sum(axis=2)
     np.testing.assert_allclose(kp["operating_cost"], team_cost + kp["programme_cost"], rtol=0, atol=scale)
     np.testing.assert_allclose(kp["ebitda"], kp["revenue"] - kp["operating_cost"], rtol=0, atol=scale)
 
