@@ -27,6 +27,8 @@ non-zero) and ``pos`` (the belief is +1; a subset of ``known``); reality is one 
 the +1 dimensions, the code a pair ``(code_known, code_pos)``. Agreement is then a population
 count, and a member's coin flips are the bits of one random word — the same rules at a small
 fraction of the cost of arrays of −1/0/+1. :func:`pack_trits` and :func:`unpack_trits` convert.
+The member loops index with unsigned integers where the index is computed: Numba wraps
+negative signed indices, and that check keeps LLVM from vectorising the loop.
 
 All randomness is counter-based (:mod:`orgsim._rng`), so both engines draw the same numbers.
 """
@@ -195,10 +197,12 @@ def team_knowledge(known, pos, rpos, m, out):
     team by team, ``len(known) // len(out)`` per team; ``len(known)`` must be a multiple of
     ``len(out)``)."""
     members = known.shape[0] // out.shape[0]
+    size = np.uint64(members)
     for i in range(out.shape[0]):
         total = 0
-        for j in range(i * members, (i + 1) * members):
-            total += agreement(known[j], pos[j], rpos, m)
+        first = np.uint64(i) * size
+        for j in range(size):
+            total += agreement(known[first + j], pos[first + j], rpos, m)
         out[i] = total / m / members
 
 
@@ -285,23 +289,27 @@ def socialise(known, pos, code_known, code_pos, m, p1, key, t):
     full = full_mask(m)
     # U < p1 for U = j·2^-53 (j the draw's top 53 bits) is j < ceil(p1·2^53): an integer test
     below = np.uint64(math.ceil(min(p1, 1.0) * 9007199254740992.0))
+    dims = np.uint64(m)
     n = known.shape[0]
     for lo in range(0, n, 64):  # blocks of 64 members
         # the members with a differing belief, listed branch-free as the bits of one word
+        # (unsigned indices: no negative-index wraparound, so the loop vectorises)
         listed = _ZERO
-        for i in range(lo, min(n, lo + 64)):
+        first = np.uint64(lo)
+        for j in range(np.uint64(min(n - lo, 64))):
+            i = first + j
             differ = code_known & (~known[i] | (pos[i] ^ code_pos)) & full
-            listed |= np.uint64(differ != _ZERO) << np.uint64(i - lo)
+            listed |= np.uint64(differ != _ZERO) << j
         while listed != _ZERO:
-            i = lo + lowest_bit(listed)
+            i = first + _cttz(listed)
             listed &= listed - _ONE
             k = known[i]
             differ = code_known & (~k | (pos[i] ^ code_pos)) & full
             move = _ZERO  # the differing beliefs that take a step this period
             while differ != _ZERO:
-                d = lowest_bit(differ)
+                d = _cttz(differ)
                 differ &= differ - _ONE
-                move |= np.uint64((bits_at(base, i * m + d) >> np.uint64(11)) < below) << np.uint64(d)
+                move |= np.uint64((bits_at(base, i * dims + d) >> np.uint64(11)) < below) << d
             # an opposite belief (known) becomes 0; a 0 belief takes the code's sign
             known[i] = k ^ move
             pos[i] = (pos[i] & ~move) | (code_pos & move & ~k)
@@ -322,11 +330,14 @@ def tally(actions, performance, code_score, heard, planes):
     """
     planes[:] = 0
     members = actions.shape[0] // heard.shape[0]
+    size = np.uint64(members)
     count = 0
     for team in range(heard.shape[0]):
         if not heard[team]:
             continue
-        for i in range(team * members, (team + 1) * members):
+        first = np.uint64(team) * size
+        for j in range(size):
+            i = first + j
             if performance[i] > code_score:
                 count += 1
                 carry = actions[i]
