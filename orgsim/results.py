@@ -26,6 +26,10 @@ import pandas as pd
 __all__ = ["load", "main", "open", "summarize"]
 
 
+#: the columns of the ``runs`` view, from each run's meta.json
+_RUN_COLUMNS = ("run_id", "seed", "engine", "wall_time_s", "team_periods_per_second", "git_commit")
+
+
 def _glob(path: Path, name: str) -> str:
     return str(path / "**" / name).replace("'", "''")
 
@@ -53,11 +57,12 @@ def open(path: str | Path):
             f"CREATE VIEW teams AS SELECT * FROM read_parquet('{_glob(path, 'teams.parquet')}', union_by_name = true)"
         )
     if any(path.rglob("meta.json")):
-        con.execute(
-            "CREATE VIEW runs AS SELECT run_id, seed, engine, wall_time_s, team_periods_per_second, "
-            f"git_commit, filename AS meta_file FROM read_json_auto('{_glob(path, 'meta.json')}', "
-            "filename = true, union_by_name = true)"
-        )
+        source = f"read_json_auto('{_glob(path, 'meta.json')}', filename = true, union_by_name = true)"
+        have = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+        # a meta.json written by SimulationResult.to_parquet has no run id or git commit (the
+        # command line adds them): those columns are NULL rather than an error
+        cols = ", ".join(c if c in have else f"NULL AS {c}" for c in _RUN_COLUMNS)
+        con.execute(f"CREATE VIEW runs AS SELECT {cols}, filename AS meta_file FROM {source}")
     return con
 
 
@@ -73,7 +78,18 @@ def load(path: str | Path, table: str = "kpis") -> pd.DataFrame:
 
 
 def summarize(path: str | Path, by: tuple[str, ...] = ("strategy", "environment")) -> pd.DataFrame:
-    """Per strategy and environment: runs, firms, and per-firm outcomes at the last period."""
+    """Per group (strategy and environment by default): runs, firms, and per-firm means of the
+    outcomes that ``docs/results.md`` reports, with the same definitions as
+    ``experiments/strategy_families.py``:
+
+    - ``cumulative_fcf``: free cash flow summed over all periods;
+    - ``survival``: the share of firms solvent in the last period;
+    - ``ending_headroom``: unused credit in the last period, counted as at most 0 for a firm
+      that is insolvent by then (it has no credit to use; its frozen value is ≤ 0 anyway);
+    - ``fill_rate``: the mean fill rate over the periods in which the firm was solvent (a
+      dormant firm fills nothing, which is already counted in ``survival``); firms never
+      solvent are left out of this mean.
+    """
     con = open(path)
     keys = ", ".join(by)
     try:
@@ -83,8 +99,8 @@ def summarize(path: str | Path, by: tuple[str, ...] = ("strategy", "environment"
                 SELECT {keys}, run_id, org,
                        sum(free_cash_flow) AS cumulative_fcf,
                        arg_max(solvent, period) AS solvent_at_end,
-                       arg_max(credit_headroom, period) AS ending_headroom,
-                       avg(fill_rate) AS mean_fill_rate
+                       arg_max(credit_headroom, period) AS recorded_headroom,
+                       avg(fill_rate) FILTER (WHERE solvent) AS solvent_fill_rate
                 FROM kpis GROUP BY ALL
             )
             SELECT {keys},
@@ -92,8 +108,9 @@ def summarize(path: str | Path, by: tuple[str, ...] = ("strategy", "environment"
                    count(*) AS firms,
                    avg(cumulative_fcf) AS cumulative_fcf,
                    avg(CAST(solvent_at_end AS DOUBLE)) AS survival,
-                   avg(ending_headroom) AS ending_headroom,
-                   avg(mean_fill_rate) AS fill_rate
+                   avg(CASE WHEN solvent_at_end THEN recorded_headroom
+                            ELSE least(recorded_headroom, 0.0) END) AS ending_headroom,
+                   avg(solvent_fill_rate) AS fill_rate
             FROM firm GROUP BY ALL ORDER BY ALL
             """
         ).df()
