@@ -124,7 +124,10 @@ def main(argv=None) -> int:
         ops = measure(
             "numba", [f"n_orgs={firms}", f"periods={periods}", "culture.enabled=false"], cache_dir=cache
         )
-        rows["compile"] = {"cold_first_call_s": cold["first_call_s"], "cached_first_call_s": warm["first_call_s"],
+        # the cold compile counts the import too: it compiles the random-number draws
+        # (orgsim._rng has explicit signatures, so they compile when the module loads)
+        rows["compile"] = {"cold_s": cold["import_s"] + cold["first_call_s"], "cold_import_s": cold["import_s"],
+                           "cold_first_call_s": cold["first_call_s"], "cached_first_call_s": warm["first_call_s"],
                            "import_s": warm["import_s"]}  # fmt: skip
         rows["throughput"] = {"numba": warm, "numba_1_thread": one, "numba_culture_off": ops, "mesa": mesa,
                               "ratio_numba_over_mesa": warm["team_periods_per_s"] / mesa["team_periods_per_s"]}  # fmt: skip
@@ -155,7 +158,7 @@ def report(rows: dict) -> str:
         f"| numba, team-periods/s ({t['numba_culture_off']['threads']} threads, culture layer off) | {t['numba_culture_off']['team_periods_per_s']:,.0f} | |",
         f"| mesa, team-periods/s ({t['mesa']['firms']} firms) | {t['mesa']['team_periods_per_s']:,.0f} | |",
         f"| numba / mesa | {t['ratio_numba_over_mesa']:,.0f}× | ≥ 500× |",
-        f"| cold compile (first call, empty cache) | {c['cold_first_call_s']:.1f} s | < 20 s |",
+        f"| cold compile (import + first call, empty cache) | {c['cold_s']:.1f} s ({c['cold_import_s']:.1f} s + {c['cold_first_call_s']:.1f} s) | < 20 s |",
         f"| cached start (first call, warm cache) | {c['cached_first_call_s']:.2f} s (+ import {c['import_s']:.2f} s) | < 2 s |",
         f"| peak memory, numba run above | {t['numba']['peak_rss_mib']:,.0f} MiB | |",
     ]
