@@ -8,7 +8,7 @@ Run with one command from the repository root::
 It prints a Markdown table and writes ``benchmarks/results/engines.json``. Each measurement runs
 in a fresh subprocess so compile time, cached start and peak memory (``ru_maxrss``) are those of
 one process. Team-periods per second = firms × periods × teams / wall time of ``simulate``; the
-numba figures are the best of three runs in that process (timings on a shared 2-core machine
+numba figures are the best of five runs in that process (timings on a shared 2-core machine
 vary by about ±10 %), and the JSON keeps every run's wall time.
 The config is the default multinational firm (10 teams) with every layer on (culture, strategy
 ``bso`` with BPO, BPM and the culture programme, finance) in the ``stable`` environment, so
@@ -72,7 +72,7 @@ def _child(spec: dict) -> dict:
 
 
 def measure(
-    engine: str, overrides: list[str], *, cache_dir: str, threads: int | None = None, repeats: int = 3
+    engine: str, overrides: list[str], *, cache_dir: str, threads: int | None = None, repeats: int = 5
 ) -> dict:
     spec = {"engine": engine, "overrides": overrides, "threads": threads, "repeats": repeats}
     env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
