@@ -89,27 +89,39 @@ def summarize(path: str | Path, by: tuple[str, ...] = ("strategy", "environment"
     - ``fill_rate``: the mean fill rate over the periods in which the firm was solvent (a
       dormant firm fills nothing, which is already counted in ``survival``); firms never
       solvent are left out of this mean.
+
+    A run is identified by its ``run_id`` column (written by the command line) or, where a
+    file has none (``SimulationResult.to_parquet``), by its file. A grouping column that the
+    store lacks is a ``ValueError`` naming the columns it has.
     """
     con = open(path)
-    keys = ", ".join(by)
+    source = f"read_parquet('{_glob(Path(path), 'kpis.parquet')}', union_by_name = true, filename = true)"
     try:
+        have = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+        missing = [c for c in by if c not in have]
+        if missing:
+            raise ValueError(f"by == {missing[0]!r}: not a column of the store; columns: {', '.join(have)}")
+        keys = "".join(f"{c}, " for c in by)
+        run = "coalesce(CAST(run_id AS VARCHAR), filename)" if "run_id" in have else "filename"
         return con.sql(
             f"""
             WITH firm AS (
-                SELECT {keys}, run_id, org,
+                SELECT {keys}{run} AS run, org,
                        sum(free_cash_flow) AS cumulative_fcf,
                        arg_max(solvent, period) AS solvent_at_end,
-                       arg_max(credit_headroom, period) AS recorded_headroom,
+                       arg_max(credit_headroom, period) AS headroom,
                        avg(fill_rate) FILTER (WHERE solvent) AS solvent_fill_rate
-                FROM kpis GROUP BY ALL
+                FROM {source} GROUP BY ALL
             )
-            SELECT {keys},
-                   count(DISTINCT run_id) AS runs,
+            SELECT {keys}
+                   count(DISTINCT run) AS runs,
                    count(*) AS firms,
                    avg(cumulative_fcf) AS cumulative_fcf,
                    avg(CAST(solvent_at_end AS DOUBLE)) AS survival,
-                   avg(CASE WHEN solvent_at_end THEN recorded_headroom
-                            ELSE least(recorded_headroom, 0.0) END) AS ending_headroom,
+                   avg(CASE WHEN solvent_at_end IS NULL THEN NULL
+                            WHEN solvent_at_end OR headroom IS NULL OR isnan(headroom) OR headroom <= 0
+                                 THEN headroom
+                            ELSE 0.0 END) AS ending_headroom,
                    avg(solvent_fill_rate) AS fill_rate
             FROM firm GROUP BY ALL ORDER BY ALL
             """

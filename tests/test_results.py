@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import orgsim
@@ -86,3 +87,50 @@ def test_store_written_by_to_parquet_opens_with_its_runs(store):
     assert list(runs.team_periods_per_second) == pytest.approx(
         [results[s].team_periods_per_second for s in ("bpo", "bso")]
     )
+
+
+def hand_made_store(root):
+    """Two copies (two runs) of three firms over three periods, written as
+    ``SimulationResult.to_parquet`` writes them: no run id, no environment column.
+
+    Firm 0 stays solvent; firm 1 fails in period 2 with a recorded headroom that stays
+    positive; firm 2 is never solvent."""
+    frame = pd.DataFrame(
+        {
+            "org": np.repeat([0, 1, 2], 3),
+            "period": np.tile([1, 2, 3], 3),
+            "strategy": "bso",
+            "free_cash_flow": [1.0, 2.0, 3.0, 4.0, -1.0, 0.0, -5.0, 0.0, 0.0],
+            "solvent": [True, True, True, True, False, False, False, False, False],
+            "credit_headroom": [90.0, 95.0, 100.0, 60.0, 50.0, 50.0, -10.0, -10.0, -10.0],
+            "fill_rate": [1.0, 0.5, 1.0, 0.8, 0.0, 0.0, 0.0, 0.0, 0.0],
+        }
+    )
+    for run in ("a", "b"):
+        (root / run).mkdir()
+        frame.to_parquet(root / run / "kpis.parquet")
+    return root
+
+
+def test_summary_by_hand(tmp_path):
+    summary = orgsim.results.summarize(hand_made_store(tmp_path), by=("strategy",))
+    assert len(summary) == 1
+    row = summary.iloc[0]
+    assert row.runs == 2 and row.firms == 6  # runs told apart by their files
+    assert row.cumulative_fcf == pytest.approx((6.0 + 3.0 - 5.0) / 3)
+    assert row.survival == pytest.approx(1 / 3)
+    # firm 1's positive recorded headroom counts as 0: it has no credit left to use
+    assert row.ending_headroom == pytest.approx((100.0 + 0.0 - 10.0) / 3)
+    # firm 2 was never solvent and is left out; firm 1 counts only its solvent period
+    assert row.fill_rate == pytest.approx((2.5 / 3 + 0.8) / 2)
+
+
+def test_summary_names_a_missing_grouping_column(tmp_path, capsys):
+    root = hand_made_store(tmp_path)
+    with pytest.raises(
+        ValueError, match=r"by == 'environment': not a column of the store; columns: .*strategy"
+    ):
+        orgsim.results.summarize(root)  # the default groups by strategy and environment
+    assert orgsim.results.main(["summarize", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("orgsim-results: error: by == 'environment'") and err.count("\n") == 1
