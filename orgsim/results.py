@@ -38,8 +38,9 @@ def open(path: str | Path):
     """A DuckDB connection with views ``kpis``, ``teams`` (if any run kept them) and ``runs``.
 
     ``kpis`` unions every ``kpis.parquet`` under ``path`` (columns matched by name; a run that
-    lacks an override column gets NULL there); ``runs`` has one row per complete run from its
-    ``meta.json`` (run id, seed, engine, wall time, team-periods per second, git commit).
+    lacks an override column gets NULL there), with the file each row comes from as
+    ``kpis_file``; ``runs`` has one row per complete run from its ``meta.json`` (run id, seed,
+    engine, wall time, team-periods per second, git commit) and the file as ``meta_file``.
     """
     import duckdb
 
@@ -50,7 +51,8 @@ def open(path: str | Path):
     if not any(path.rglob("kpis.parquet")):
         raise FileNotFoundError(f"no kpis.parquet under {str(path)!r}")
     con.execute(
-        f"CREATE VIEW kpis AS SELECT * FROM read_parquet('{_glob(path, 'kpis.parquet')}', union_by_name = true)"
+        "CREATE VIEW kpis AS SELECT * EXCLUDE (filename), filename AS kpis_file FROM "
+        f"read_parquet('{_glob(path, 'kpis.parquet')}', union_by_name = true, filename = true)"
     )
     if any(path.rglob("teams.parquet")):
         con.execute(
@@ -91,18 +93,17 @@ def summarize(path: str | Path, by: tuple[str, ...] = ("strategy", "environment"
       solvent are left out of this mean.
 
     A run is identified by its ``run_id`` column (written by the command line) or, where a
-    file has none (``SimulationResult.to_parquet``), by its file. A grouping column that the
-    store lacks is a ``ValueError`` naming the columns it has.
+    file has none (``SimulationResult.to_parquet``), by its file (``kpis_file``). A grouping
+    column that the store lacks is a ``ValueError`` naming the columns it has.
     """
     con = open(path)
-    source = f"read_parquet('{_glob(Path(path), 'kpis.parquet')}', union_by_name = true, filename = true)"
     try:
-        have = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+        have = [row[0] for row in con.execute("DESCRIBE kpis").fetchall()]
         missing = [c for c in by if c not in have]
         if missing:
             raise ValueError(f"by == {missing[0]!r}: not a column of the store; columns: {', '.join(have)}")
         keys = "".join(f"{c}, " for c in by)
-        run = "coalesce(CAST(run_id AS VARCHAR), filename)" if "run_id" in have else "filename"
+        run = "coalesce(CAST(run_id AS VARCHAR), kpis_file)" if "run_id" in have else "kpis_file"
         return con.sql(
             f"""
             WITH firm AS (
@@ -111,7 +112,7 @@ def summarize(path: str | Path, by: tuple[str, ...] = ("strategy", "environment"
                        arg_max(solvent, period) AS solvent_at_end,
                        arg_max(credit_headroom, period) AS headroom,
                        avg(fill_rate) FILTER (WHERE solvent) AS solvent_fill_rate
-                FROM {source} GROUP BY ALL
+                FROM kpis GROUP BY ALL
             )
             SELECT {keys}
                    count(DISTINCT run) AS runs,
