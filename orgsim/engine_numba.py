@@ -687,7 +687,9 @@ def _simulate_firm(
                         inc += orders[cust_idx[cust_ptr[i] + j], 0]
                     incoming[i] = inc
                 available = min(max(inventory[i], 0.0), tp[i, _T_CAPACITY])
-                if m == 1:  # one customer: the same numbers without the arrays
+                # one customer (the common case): allocate_one directly, as allocate would; the
+                # call to allocate costs about 2 % of the whole run here
+                if m == 1:
                     out[0], shipped[i] = allocate_one(requests[0], available, integer)
                 else:
                     shipped[i] = allocate(requests, available, integer, out, m)
@@ -707,10 +709,10 @@ def _simulate_firm(
             # the outside source fills the top teams
             for i in range(n):
                 if supplier[i] < 0:
-                    requests[0] = orders[i, 0] + owed[i]
+                    request = orders[i, 0] + owed[i]
                     cap = (1.0 - p[_DISRUPTION_SEVERITY]) * tp[i, _T_THROUGHPUT] if disrupted else np.inf
-                    filled = allocate_one(requests[0], cap, integer)[0]
-                    owed[i] = requests[0] - filled
+                    filled = allocate_one(request, cap, integer)[0]
+                    owed[i] = request - filled
                     inbound[i, lead_time[i] - 1] = filled
             # ---- 3 record -----------------------------------------------------------------
             for i in range(n):
