@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import CONF_DIR, ConfigError, compose_dict, config_from_dict, hydra_error_line
+from .config import CONF_DIR, ConfigError, compose_dict, config_dir, config_from_dict, hydra_error_line
 
 _HYDRA_INFO_FLAGS = {
     "--help",
@@ -74,7 +74,7 @@ def _hydra_view(overrides: list[str]) -> dict:
 
     register_configs()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
     hydra = OmegaConf.to_container(cfg.hydra, resolve=False)
     hydra["_mode"] = str(cfg.hydra.mode) if cfg.hydra.mode is not None else "RUN"
@@ -155,6 +155,10 @@ def run_id(config) -> str:
 
 
 def git_commit() -> str:
+    """The repository's commit, or ``"unknown"`` for an installed copy (its configs are the
+    package's, so a repository around the installation says nothing about the code)."""
+    if config_dir() != CONF_DIR:
+        return "unknown"
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=CONF_DIR.parent, capture_output=True, text=True, timeout=5
@@ -286,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     from .config import register_configs
 
     register_configs()
-    app = hydra_lib.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(_task)
+    app = hydra_lib.main(version_base="1.3", config_path=str(config_dir()), config_name="config")(_task)
     sys.argv = [sys.argv[0], *argv]
     app()
     return 0
