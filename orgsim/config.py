@@ -380,9 +380,10 @@ class CultureConfig:
     dimensions of reality held by ``members`` individuals per team, for ``burn_in`` learning
     periods before the firm starts operating and then once every ``every`` periods. The code learns from a
     superior group chosen by individual ``performance`` (March) or by teams' accountability
-    ``score`` (the top ``superior_share`` of teams). A team's knowledge K (clipped to [0, 1])
-    sets its supply-line weight β·(1 − λ_β(1 − K)), forecast noise σ_F(1 − K) and unit-cost
-    premium κ(1 − K).
+    ``score`` (the top ``superior_share`` of teams). A team's decision quality q = clip(K, 0, 1),
+    from its knowledge K, sets its supply-line weight β·(1 − λ_β(1 − q)), forecast noise
+    σ_F(1 − q) and a cost premium κ_c(1 − q) on processing, fixed and material cost
+    (docs/model.md §7.15).
     """
 
     enabled: bool = False
