@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import CONF_DIR, ConfigError, compose_dict, config_dir, config_from_dict, hydra_error_line
+from .config import CONF_DIR, ConfigError, config_dir, config_from_dict, hydra_error_line
 
 _HYDRA_INFO_FLAGS = {
     "--help",
@@ -120,14 +120,62 @@ def validate_overrides(overrides: list[str], multirun: bool) -> dict:
             runs = [user]
     except Exception as exc:
         raise ConfigError(hydra_error_line(exc)) from None
+    # Hydra's own overrides (hydra.run.dir, hydra.sweep.subdir, ...) place the runs
+    place = [o.input_line for o in parsed if not o.is_sweep_override() and o.input_line not in user]
     for run in runs:
         try:
-            data = compose_dict(run)
+            data, out = _compose_run(run + place, multirun)
         except Exception as exc:
             raise ConfigError(hydra_error_line(exc)) from None
-        config_from_dict(data)
+        check_free(out, config_from_dict(data), multirun)
     hydra["_multirun"] = multirun
     return hydra
+
+
+def _compose_run(overrides: list[str], multirun: bool) -> tuple[dict, Path]:
+    """The config dict of one run (as :func:`orgsim.config.compose_dict`) and the directory
+    Hydra will write it to: ``hydra.run.dir``, or ``hydra.sweep.dir/hydra.sweep.subdir`` (the
+    override dirname, which Hydra computes from the same overrides) in a sweep."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from .config import register_configs
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    if multirun:
+        out = Path(str(OmegaConf.select(cfg, "hydra.sweep.dir"))) / str(
+            OmegaConf.select(cfg, "hydra.sweep.subdir")
+        )
+    else:
+        out = Path(str(OmegaConf.select(cfg, "hydra.run.dir")))
+    cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("hydra", "experiment")])
+    return OmegaConf.to_container(cfg, resolve=True), out
+
+
+def check_free(out: Path, config, multirun: bool) -> None:
+    """Raise ConfigError if ``out`` holds a complete run of another config (its results would be
+    replaced). A complete run of the same config is fine: the run is skipped, or recomputed with
+    the same numbers when it lacks team records that are now asked for."""
+    meta = Path(out) / "meta.json"
+    if not meta.exists():
+        return
+    try:
+        old = json.loads(meta.read_text()).get("run_id")
+    except (OSError, ValueError, AttributeError):
+        old = None
+    if old == run_id(config):
+        return
+    field = "output.name" if multirun else "hydra.run.dir"
+    what = f"another config (run {old})" if old else "an unreadable meta.json"
+    raise ConfigError(
+        f"{field} == {str(out)!r}, which holds a complete run of {what}; must be a directory "
+        "without one (choose another or remove that run)"
+    )
 
 
 def check_writable(directory: str | os.PathLike) -> None:
@@ -169,16 +217,22 @@ def git_commit() -> str:
 
 
 def _typed(config, key: str):
-    """The resolved value behind an override key (a group key gives the option's name)."""
+    """The resolved value behind an override key, as a Parquet column value: a group key gives
+    the option's name, a whole section (``network={...}``, ``~network``) its values as JSON."""
+    import dataclasses
+
     obj = config
     for part in key.split("."):
         obj = getattr(obj, part)
     if hasattr(obj, "name") and not isinstance(obj, str):
         return obj.name
+    if dataclasses.is_dataclass(obj):
+        return json.dumps(dataclasses.asdict(obj), sort_keys=True)
     return list(obj) if isinstance(obj, tuple) else obj
 
 
-def is_complete(out: Path, rid: str) -> bool:
+def is_complete(out: Path, rid: str, *, teams: bool = False) -> bool:
+    """Whether ``out`` holds the complete run ``rid`` (with its team records if ``teams``)."""
     meta = out / "meta.json"
     if not meta.exists():
         return False
@@ -186,7 +240,10 @@ def is_complete(out: Path, rid: str) -> bool:
         info = json.loads(meta.read_text())
     except (OSError, ValueError):
         return False
-    return info.get("run_id") == rid and all((out / f).exists() for f in info.get("files", []))
+    files = info.get("files", [])
+    if teams and "teams.parquet" not in files:
+        return False
+    return info.get("run_id") == rid and all((out / f).exists() for f in files)
 
 
 def describe_os_error(exc: OSError, out: Path) -> str:
@@ -211,6 +268,8 @@ def write_run(result, out: Path, overrides: list[str], *, teams: bool) -> list[s
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".*.tmp"):  # left by a run that was killed while writing
         stale.unlink(missing_ok=True)
+    if not teams:  # team records of an earlier, unfinished run must not pass as this run's
+        (out / "teams.parquet").unlink(missing_ok=True)
     columns = {"run_id": rid, "scenario": config.scenario.name, "environment": config.environment.name}
     columns.update({"seed": config.seed, "engine": result.engine})
     for ov in overrides:
@@ -248,9 +307,10 @@ def _run(cfg) -> None:
     out = Path(hc.runtime.output_dir)
     overrides = list(hc.overrides.task)
     rid = run_id(config)
-    if is_complete(out, rid):
+    if is_complete(out, rid, teams=config.output.teams):
         print(f"skip {out}: already complete (run {rid})")
         return
+    check_free(out, config, hc.mode is not None and "MULTIRUN" in str(hc.mode))
     start = time.perf_counter()
     result = simulate(config, teams=config.output.teams)  # progress bar when long, on a terminal
     try:
@@ -267,6 +327,9 @@ def _task(cfg) -> None:
     except OutputError as exc:
         print(f"orgsim: error: {exc}", file=sys.stderr)
         sys.exit(1)
+    except ConfigError as exc:
+        print(f"orgsim: error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> int:

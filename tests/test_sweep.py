@@ -214,3 +214,69 @@ def test_results_command_summarizes_a_sweep_and_rejects_a_bad_path(tmp_path):
     bad = results_cmd("summarize", "nowhere", cwd=tmp_path)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == ["orgsim-results: error: results path 'nowhere' does not exist"]
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_rerun_into_a_complete_run_of_another_config_is_refused(tmp_path):
+    first = orgsim_cmd("hydra.run.dir=X", "n_orgs=2", "periods=5", "output.teams=true", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = _snapshot(tmp_path)
+    other = orgsim_cmd("hydra.run.dir=X", "n_orgs=1", "periods=5", "seed=3", cwd=tmp_path)
+    assert other.returncode == 2
+    lines = other.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in other.stderr
+    assert lines[0].startswith("orgsim: error: hydra.run.dir == ")
+    assert "holds a complete run of another config" in lines[0]
+    assert _snapshot(tmp_path) == before  # nothing written, nothing replaced
+    same = orgsim_cmd("hydra.run.dir=X", "n_orgs=2", "periods=5", cwd=tmp_path)
+    assert same.returncode == 0 and "already complete" in same.stdout
+    assert _snapshot(tmp_path) == before
+
+
+def test_sweep_into_a_directory_of_another_config_is_refused(tmp_path):
+    # hydra.sweep.subdir=one sends both sweeps to one directory, as a changed conf/ file would
+    args = ("-m", "n_orgs=1", "periods=5", "hydra.sweep.subdir=one", "hydra.launcher.n_jobs=1")
+    first = orgsim_cmd(*args, "seed=0", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = _snapshot(tmp_path)
+    other = orgsim_cmd(*args, "seed=1", cwd=tmp_path)
+    assert other.returncode == 2
+    lines = other.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("orgsim: error: output.name == ")
+    assert _snapshot(tmp_path) == before
+
+
+def test_team_records_asked_for_later_are_added_without_changing_the_kpis(tmp_path):
+    assert orgsim_cmd("hydra.run.dir=Y", "n_orgs=2", "periods=5", cwd=tmp_path).returncode == 0
+    kpis = pd.read_parquet(tmp_path / "Y" / "kpis.parquet")
+    assert not (tmp_path / "Y" / "teams.parquet").exists()
+    again = orgsim_cmd("hydra.run.dir=Y", "n_orgs=2", "periods=5", "output.teams=true", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "already complete" not in again.stdout
+    assert len(pd.read_parquet(tmp_path / "Y" / "teams.parquet")) == 2 * 5 * 10
+    assert "teams.parquet" in json.loads((tmp_path / "Y" / "meta.json").read_text())["files"]
+    after = pd.read_parquet(tmp_path / "Y" / "kpis.parquet")
+    pd.testing.assert_frame_equal(after[kpis.columns], kpis)  # plus the column output.teams
+
+
+def test_unfinished_run_leaves_no_team_records_behind(tmp_path):
+    assert (
+        orgsim_cmd("hydra.run.dir=W", "n_orgs=2", "periods=5", "output.teams=true", cwd=tmp_path).returncode
+        == 0
+    )
+    (tmp_path / "W" / "meta.json").unlink()  # as if that run had been killed before finishing
+    out = orgsim_cmd("hydra.run.dir=W", "n_orgs=1", "periods=5", "seed=3", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert not (tmp_path / "W" / "teams.parquet").exists()
+    assert orgsim.results.load(tmp_path / "W")["run_id"].nunique() == 1
+
+
+def test_whole_section_override_is_recorded_as_json(tmp_path):
+    out = orgsim_cmd("hydra.run.dir=Z", "n_orgs=1", "periods=5", "finance={enabled:false}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    kpis = pd.read_parquet(tmp_path / "Z" / "kpis.parquet")
+    assert json.loads(kpis["finance"].iloc[0])["enabled"] is False
+    assert (kpis["credit_headroom"] == 0).all()  # the finance layer is off
