@@ -75,12 +75,37 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+#: keys a ``params`` row cannot set: run options, which hold for the whole population, and the
+#: labels of the run (a strategy is what its management.* and culture.* values do, not its name)
+NOT_PER_FIRM = {
+    "seed": "a run option (firm i's stream comes from the seed and i)",
+    "n_orgs": "a run option (the population is one firm per row)",
+    "engine": "a run option",
+    "output": "a run option",
+    "strategy.name": "a label of the run; vary the strategy's management.* and culture.* values",
+    "strategy.family": "a label of the run; vary the strategy's management.* and culture.* values",
+    "scenario": "a label of the run",
+    "environment.name": "a label of the run",
+}
+
+
 def _firm_configs(cfg: Config, params) -> list[Config] | None:
     """One validated config per row of ``params`` (columns are dotted config keys)."""
     if params is None:
         return None
     if not isinstance(params, pd.DataFrame):
+        if not isinstance(params, dict):
+            raise TypeError(
+                f"params must be a pandas DataFrame (one row per firm, columns named by dotted config "
+                f"keys such as 'policy.theta'), got {type(params).__name__}"
+            )
         params = pd.DataFrame(params)
+    for key in params.columns:
+        if not isinstance(key, str):
+            raise ConfigError(f"params column {key!r}, must be a dotted config key such as 'policy.theta'")
+        for banned, why in NOT_PER_FIRM.items():
+            if key == banned or key.startswith(banned + "."):
+                raise ConfigError(f"params column {key!r} cannot vary per firm: {why}")
     if len(params) == 0:
         raise ConfigError("params has 0 rows, must have one row per firm")
     base = cfg.replace(n_orgs=len(params))
@@ -89,7 +114,23 @@ def _firm_configs(cfg: Config, params) -> list[Config] | None:
     for row in params.to_dict(orient="records"):
         changes = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
         out.append(config_from_dict(with_changes(base_data, changes)) if changes else base)
+    from .engine_numba import STRUCTURAL, _structure_key
+
+    ref = _structure_key(out[0])  # one population shares its array shapes, on either engine
+    for i, firm in enumerate(out[1:], start=1):
+        got = _structure_key(firm)
+        for key, a, b in zip(STRUCTURAL, ref, got, strict=True):
+            if a != b:
+                raise ConfigError(
+                    f"{key} == {b!r} for firm {i}, must equal {a!r} in one call (it fixes array shapes)"
+                )
     return out
+
+
+def _flag(name: str, value) -> bool | None:
+    if value is None or isinstance(value, bool | np.bool_):
+        return None if value is None else bool(value)
+    raise ConfigError(f"{name} == {value!r}, must be True, False or None")
 
 
 def simulate(
@@ -117,8 +158,10 @@ def simulate(
         One row per firm, columns named by dotted config keys (``"policy.theta"``,
         ``"demand.cv"``, ...): firm ``i`` runs with ``cfg`` changed by row ``i`` (validated).
         ``n_orgs`` becomes the number of rows. With ``engine="numba"`` the whole population is
-        one kernel call; keys that fix array shapes (``orgsim.engine_numba.STRUCTURAL``) must
-        not vary.
+        one kernel call. On either engine, keys that fix array shapes
+        (``orgsim.engine_numba.STRUCTURAL``) must not vary, and run options and labels
+        (:data:`NOT_PER_FIRM`: ``seed``, ``n_orgs``, ``engine``, ``output.*``, the strategy,
+        scenario and environment names) cannot be columns.
     teams : bool, optional
         Keep team-level records (``result.teams``); memory grows with firms × periods × teams.
         By default only the numba engine leaves them out (firm-level KPIs only, so large
@@ -145,9 +188,14 @@ def simulate(
         raise TypeError(f"cfg must be an orgsim Config, got {type(cfg).__name__}")
     if seed is not None:
         cfg = cfg.replace(seed=_rng.seed_to_int(seed))
-    engine = engine or cfg.engine
+    engine = cfg.engine if engine is None else engine
     if engine not in ("mesa", "numba"):
         raise ConfigError(f"engine == {engine!r}, must be one of 'mesa', 'numba'")
+    teams, progress = _flag("teams", teams), _flag("progress", progress)
+    if chunk is not None and (
+        isinstance(chunk, bool) or not isinstance(chunk, int | np.integer) or chunk < 1
+    ):
+        raise ConfigError(f"chunk == {chunk!r}, must be a positive integer or None")
     if engine != cfg.engine:
         cfg = cfg.replace(engine=engine)
     if teams is None:

@@ -74,3 +74,56 @@ def test_to_parquet_without_teams(small_result, tmp_path):
     small_result.to_parquet(tmp_path, teams=False)
     assert not (tmp_path / "teams.parquet").exists()
     assert (tmp_path / "kpis.parquet").exists() and (tmp_path / "meta.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("column", "values"),
+    [
+        ("seed", [1, 2]),
+        ("n_orgs", [1, 1]),
+        ("engine", ["mesa", "numba"]),
+        ("output.teams", [True, False]),
+        ("strategy.name", ["bso", "bpo"]),
+        ("strategy.family", ["culture_aligned", "efficiency_only"]),
+        ("scenario.name", ["a", "b"]),
+        ("environment.name", ["stable", "volatile"]),
+    ],
+)
+@pytest.mark.parametrize("engine", ["mesa", "numba"])
+def test_params_reject_run_options_and_labels(small_cfg, engine, column, values):
+    # such a column used to be ignored (seed, n_orgs, engine, output) or to leave every firm
+    # labelled with the base strategy while the column claimed another
+    with pytest.raises(orgsim.ConfigError, match=rf"^params column '{column}' cannot vary per firm: "):
+        orgsim.simulate(small_cfg, engine=engine, params=pd.DataFrame({column: values}))
+
+
+def test_params_shape_keys_fail_alike_on_both_engines(small_cfg):
+    params = pd.DataFrame({"periods": [small_cfg.periods, small_cfg.periods + 1]})
+    for engine in ("mesa", "numba"):
+        with pytest.raises(
+            orgsim.ConfigError, match=r"^periods == \d+ for firm 1, must equal \d+ in one call"
+        ):
+            orgsim.simulate(small_cfg, engine=engine, params=params)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"params": pd.DataFrame({0: [0.1, 0.2]})}, r"^params column 0, must be a dotted config key"),
+        ({"engine": ""}, r"^engine == '', must be one of 'mesa', 'numba'$"),
+        ({"engine": 0}, r"^engine == 0, must be one of"),
+        ({"chunk": 0}, r"^chunk == 0, must be a positive integer or None$"),
+        ({"chunk": 1.5}, r"^chunk == 1.5, must be a positive integer"),
+        ({"chunk": True}, r"^chunk == True, must be a positive integer"),
+        ({"teams": "yes"}, r"^teams == 'yes', must be True, False or None$"),
+        ({"progress": 1}, r"^progress == 1, must be True, False or None$"),
+    ],
+)
+def test_bad_simulate_arguments_name_the_argument(small_cfg, kwargs, message):
+    with pytest.raises(orgsim.ConfigError, match=message):
+        orgsim.simulate(small_cfg, **kwargs)
+
+
+def test_params_must_be_a_table(small_cfg):
+    with pytest.raises(TypeError, match="params must be a pandas DataFrame"):
+        orgsim.simulate(small_cfg, params=[0.1, 0.2])
