@@ -16,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,22 +56,72 @@ class ConfigError(ValueError):
 # --------------------------------------------------------------------------------------------
 # checks (scikit-learn ``check_scalar`` style messages)
 # --------------------------------------------------------------------------------------------
+#: integer fields hold 64-bit integers (both engines, and Numba, use int64)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+#: the longest run (``periods``); a duration, period index or period count of a run's
+#: parameters (``demand.shock_duration``, ``finance.grace_periods``, ...) is bounded by it, as a
+#: longer one acts exactly like this one: no run has more periods
+_MAX_PERIODS = 100_000
+
+
+def _show(value: Any) -> str:
+    """``repr(value)`` for a message, abbreviated so that the message stays one readable line."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        n = int(value)
+        if abs(n) >= 10**30:  # also beyond Python's int-to-str limit (4300 digits)
+            exponent = math.floor(math.log10(abs(n)))
+            exponent += (abs(n) >= 10 ** (exponent + 1)) - (abs(n) < 10**exponent)  # log10 rounding
+            head = str(abs(n) // 10 ** (exponent - 5))  # the leading six digits, exactly
+            mantissa = (head[0] + "." + head[1:].rstrip("0")).rstrip(".")
+            return f"{'-' if n < 0 else ''}{mantissa}e+{exponent} (an integer of {exponent + 1} digits)"
+    try:
+        text = repr(value)
+    except ValueError:  # e.g. a list holding an integer beyond the int-to-str limit
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= 200 else text[:140] + " ... " + text[-50:]
+
+
 def _fail(path: str, value: Any, rule: str) -> None:
-    raise ConfigError(f"{path} == {value!r}, must be {rule}")
+    raise ConfigError(f"{path} == {_show(value)}, must be {rule}")
 
 
-def _num(path: str, value: Any, *, lo=None, hi=None, lo_open=False, hi_open=False, integer=False):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        _fail(path, value, "an integer" if integer else "a number")
-    if integer and not float(value).is_integer():
-        _fail(path, value, "an integer")
-    if not math.isfinite(float(value)):
-        _fail(path, value, "finite")
+def _bounds(path: str, value: Any, lo, hi, lo_open: bool, hi_open: bool) -> None:
     if lo is not None and (value <= lo if lo_open else value < lo):
         _fail(path, value, f"{'>' if lo_open else '>='} {lo}")
     if hi is not None and (value >= hi if hi_open else value > hi):
         _fail(path, value, f"{'<' if hi_open else '<='} {hi}")
-    return int(value) if integer else float(value)
+
+
+def _num(path: str, value: Any, *, lo=None, hi=None, lo_open=False, hi_open=False, integer=False):
+    """A real number checked against its bounds, as ``int`` (integer fields) or ``float``.
+
+    Integer fields must also lie in the int64 range; a Python integer beyond the float range
+    (``10**400``) is rejected with the field named, not converted.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        _fail(path, value, "an integer" if integer else "a number")
+    if integer:
+        if isinstance(value, numbers.Rational):  # int, numpy integer, Fraction: exact
+            if value.denominator != 1:
+                _fail(path, value, "an integer")
+            n = int(value)
+        else:
+            x = float(value)
+            if not x.is_integer():  # also nan and inf
+                _fail(path, value, "an integer")
+            n = int(x)
+        _bounds(path, value, lo, hi, lo_open, hi_open)
+        _bounds(path, value, _INT64_MIN, _INT64_MAX, False, False)
+        return n
+    try:
+        x = float(value)
+    except OverflowError:  # an integer (or fraction) beyond the float range
+        _bounds(path, value, lo, hi, lo_open, hi_open)
+        _fail(path, value, f"within the float range (magnitude <= {sys.float_info.max!r})")
+    if not math.isfinite(x):
+        _fail(path, value, "finite")
+    _bounds(path, value, lo, hi, lo_open, hi_open)
+    return x
 
 
 def _choice(path: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -188,6 +240,9 @@ class NetworkConfig:
             if not isinstance(self.roles, (list, tuple)) or len(self.roles) != n:
                 _fail("network.roles", self.roles, f"a list of {n} role names (one per stage)")
             roles = tuple(_name(f"network.roles[{k}]", r) for k, r in enumerate(self.roles))
+            repeated = [r for k, r in enumerate(roles) if r in roles[:k]]
+            if repeated:  # roles name the stages in the results (a categorical column)
+                _fail("network.roles", list(roles), f"distinct role names ({repeated[0]!r} is repeated)")
         _set(self, "roles", roles)
         _set(
             self,
@@ -241,13 +296,25 @@ class DemandConfig:
         _set(self, "level", _num("demand.level", self.level, lo=0))
         _set(self, "trend", _num("demand.trend", self.trend, lo=-0.01, hi=0.01))
         _set(self, "seasonality", _num("demand.seasonality", self.seasonality, lo=0, hi=1))
-        _set(self, "season_period", _num("demand.season_period", self.season_period, lo=2, integer=True))
+        _set(
+            self,
+            "season_period",
+            _num("demand.season_period", self.season_period, lo=2, hi=_INT64_MAX, integer=True),
+        )
         _set(self, "rho", _num("demand.rho", self.rho, lo=-1, hi=1, lo_open=True, hi_open=True))
         _set(self, "cv", _num("demand.cv", self.cv, lo=0, hi=2))
         _set(self, "shock_prob", _num("demand.shock_prob", self.shock_prob, lo=0, hi=1))
         _set(self, "shock_size", _num("demand.shock_size", self.shock_size, lo=-1, hi=5))
-        _set(self, "shock_duration", _num("demand.shock_duration", self.shock_duration, lo=1, integer=True))
-        _set(self, "step_period", _num("demand.step_period", self.step_period, lo=0, integer=True))
+        _set(
+            self,
+            "shock_duration",
+            _num("demand.shock_duration", self.shock_duration, lo=1, hi=_MAX_PERIODS, integer=True),
+        )
+        _set(
+            self,
+            "step_period",
+            _num("demand.step_period", self.step_period, lo=0, hi=_MAX_PERIODS, integer=True),
+        )
         _set(self, "step_size", _num("demand.step_size", self.step_size))
         _bool("demand.allow_negative", self.allow_negative)
 
@@ -278,7 +345,7 @@ class PolicyConfig:
         _set(
             self,
             "fixed_order_periods",
-            _num("policy.fixed_order_periods", self.fixed_order_periods, lo=0, integer=True),
+            _num("policy.fixed_order_periods", self.fixed_order_periods, lo=0, hi=_MAX_PERIODS, integer=True),
         )
         _bool("policy.allow_negative_orders", self.allow_negative_orders)
 
@@ -316,7 +383,7 @@ class SupplyConfig:
         _set(
             self,
             "disruption_duration",
-            _num("supply.disruption_duration", self.disruption_duration, lo=1, integer=True),
+            _num("supply.disruption_duration", self.disruption_duration, lo=1, hi=_MAX_PERIODS, integer=True),
         )
         _set(
             self,
@@ -328,7 +395,7 @@ class SupplyConfig:
         _set(
             self,
             "cost_shock_duration",
-            _num("supply.cost_shock_duration", self.cost_shock_duration, lo=1, integer=True),
+            _num("supply.cost_shock_duration", self.cost_shock_duration, lo=1, hi=_MAX_PERIODS, integer=True),
         )
 
 
@@ -363,7 +430,11 @@ class FinanceConfig:
             "covenant_window",
             _num("finance.covenant_window", self.covenant_window, lo=1, hi=520, integer=True),
         )
-        _set(self, "grace_periods", _num("finance.grace_periods", self.grace_periods, lo=0, integer=True))
+        _set(
+            self,
+            "grace_periods",
+            _num("finance.grace_periods", self.grace_periods, lo=0, hi=_MAX_PERIODS, integer=True),
+        )
         _set(
             self,
             "receivable_lag",
@@ -551,8 +622,8 @@ class Config:
 
     def __post_init__(self):
         _set(self, "n_orgs", _num("n_orgs", self.n_orgs, lo=1, hi=10_000_000, integer=True))
-        _set(self, "periods", _num("periods", self.periods, lo=1, hi=100_000, integer=True))
-        _set(self, "seed", _num("seed", self.seed, lo=0, hi=2**63 - 1, integer=True))
+        _set(self, "periods", _num("periods", self.periods, lo=1, hi=_MAX_PERIODS, integer=True))
+        _set(self, "seed", _num("seed", self.seed, lo=0, hi=_INT64_MAX, integer=True))
         _choice("engine", self.engine, ("mesa", "numba"))
         _choice("information", self.information, ("local", "shared"))
         for name, cls in _SECTIONS.items():
@@ -668,8 +739,10 @@ def with_changes(data: dict, changes: dict) -> dict:
     return out
 
 
-def config_from_dict(data: dict) -> Config:
+def config_from_dict(data: Mapping) -> Config:
     """Build and validate a :class:`Config` from a nested mapping (missing keys take defaults)."""
+    if not isinstance(data, Mapping):
+        _fail("config", data, "a mapping of config sections and values (e.g. {'n_orgs': 4})")
     return _build(Config, dict(data), "")
 
 
@@ -710,8 +783,8 @@ def compose_dict(overrides: list[str] | None = None) -> dict:
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
+    overrides = _override_list(overrides)
     register_configs()
-    overrides = list(overrides or [])
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -720,6 +793,20 @@ def compose_dict(overrides: list[str] | None = None) -> dict:
     data.pop("hydra", None)
     data.pop("experiment", None)
     return data
+
+
+def _override_list(overrides: Any) -> list[str]:
+    """``overrides`` as a list of strings; a TypeError says what is expected otherwise."""
+    expected = 'overrides must be a list of strings like "key=value" (e.g. ["n_orgs=4"])'
+    if overrides is None:
+        return []
+    if isinstance(overrides, (str, bytes)) or not isinstance(overrides, Iterable):
+        raise TypeError(f"{expected}, not {_show(overrides)}")
+    out = list(overrides)
+    for item in out:
+        if not isinstance(item, str):
+            raise TypeError(f"{expected}; {_show(item)} is not a string")
+    return out
 
 
 def compose(overrides: list[str] | None = None) -> Config:
@@ -737,6 +824,7 @@ def compose(overrides: list[str] | None = None) -> Config:
     >>> cfg.network.roles
     ('retailer', 'wholesaler', 'distributor', 'factory')
     """
+    overrides = _override_list(overrides)
     try:
         data = compose_dict(overrides)
     except Exception as exc:  # Hydra / OmegaConf errors -> one clear line
@@ -765,6 +853,10 @@ def hydra_error_line(exc: BaseException) -> str:
         m = re.search(r"Value '(.*)' is not a valid bool", str(err))
         if key and m:
             return f"{key} == {m.group(1)!r}, must be true or false"
+    for err in chain:  # "field 'n_orgs' is not Optional": validation states the rule for null
+        key = getattr(err, "full_key", None)
+        if key and re.search(r"is not Optional", str(err)):
+            return _null_rule(key)
     for err in chain:
         m = re.search(r"Could not override '([^']+)'", str(err))
         if m:
@@ -781,3 +873,16 @@ def hydra_error_line(exc: BaseException) -> str:
     if full_key and full_key not in msg:
         return f"{full_key}: {msg}"
     return msg
+
+
+def _null_rule(key: str) -> str:
+    """The validation message for null at the dotted ``key`` (which OmegaConf refuses without a
+    rule), e.g. ``n_orgs == None, must be an integer``."""
+    data: Any = None
+    for part in reversed(key.split(".")):
+        data = {part: data}
+    try:
+        config_from_dict(data)
+    except ConfigError as exc:
+        return str(exc)
+    return f"{key} == None, must not be null"  # pragma: no cover - every non-optional field rejects None

@@ -69,13 +69,13 @@ NUMBERS = [
     Num("demand.level", 0),
     Num("demand.trend", -0.01, 0.01),
     Num("demand.seasonality", 0, 1),
-    Num("demand.season_period", 2, integer=True),
+    Num("demand.season_period", 2, 2**63 - 1, integer=True),
     Num("demand.rho", -1, 1, lo_open=True, hi_open=True),
     Num("demand.cv", 0, 2),
     Num("demand.shock_prob", 0, 1),
     Num("demand.shock_size", -1, 5),
-    Num("demand.shock_duration", 1, integer=True),
-    Num("demand.step_period", 0, integer=True),
+    Num("demand.shock_duration", 1, 100_000, integer=True),
+    Num("demand.step_period", 0, 100_000, integer=True),
     Num("demand.step_size"),
     Num("policy.theta", 0, 1),
     Num("policy.ma_window", 1, 520, integer=True),
@@ -83,25 +83,25 @@ NUMBERS = [
     Num("policy.beta", 0, 1),
     Num("policy.s_prime", per_stage=True, none_ok=True),
     Num("policy.cover", 0, 520, per_stage=True),
-    Num("policy.fixed_order_periods", 0, integer=True),
+    Num("policy.fixed_order_periods", 0, 100_000, integer=True),
     Num("costs.holding", 0, per_stage=True),
     Num("costs.backlog", 0, per_stage=True),
     Num("costs.unit", 0, per_stage=True),
     Num("costs.fixed", 0, per_stage=True),
     Num("costs.material", 0),
     Num("supply.disruption_prob", 0, 1),
-    Num("supply.disruption_duration", 1, integer=True),
+    Num("supply.disruption_duration", 1, 100_000, integer=True),
     Num("supply.disruption_severity", 0, 1),
     Num("supply.cost_shock_prob", 0, 1),
     Num("supply.cost_shock_size", -0.9, 5),
-    Num("supply.cost_shock_duration", 1, integer=True),
+    Num("supply.cost_shock_duration", 1, 100_000, integer=True),
     Num("finance.price", 0),
     Num("finance.initial_cash", 0),
     Num("finance.min_cash", 0),
     Num("finance.interest_rate", 0, 0.1),
     Num("finance.covenant_multiple", 0, 20),
     Num("finance.covenant_window", 1, 520, integer=True),
-    Num("finance.grace_periods", 0, integer=True),
+    Num("finance.grace_periods", 0, 100_000, integer=True),
     Num("finance.receivable_lag", 0, 52, integer=True),
     Num("finance.payable_lag", 0, 52, integer=True),
 ]
@@ -348,6 +348,17 @@ def test_roles():
     rejects("network.roles", ["a", "b c", "d", "e"], f"network.roles[1] == 'b c', must be {IDENTIFIER}")
 
 
+def test_roles_must_be_distinct():
+    """Roles name the stages in the results (a categorical column with unique categories)."""
+    rule = "must be distinct role names ('a' is repeated)"
+    rejects("network.roles", ["a", "a", "b", "b"], f"network.roles == ['a', 'a', 'b', 'b'], {rule}")
+    rejects("network.roles", ["b", "a", "c", "a"], "network.roles == ['b', 'a', 'c', 'a'], " + rule)
+    with pytest.raises(ConfigError) as info:
+        orgsim.compose(["network.roles=[a,a,b,b]"])
+    assert str(info.value) == f"network.roles == ['a', 'a', 'b', 'b'], {rule}"
+    assert build("network.roles", ["a", "A", "b", "c"]).network.roles == ("a", "A", "b", "c")
+
+
 def test_description_is_free_text():
     text = "Any text: at all (even this)."
     assert build("scenario.description", text).scenario.description == text
@@ -403,6 +414,163 @@ def test_integer_units_need_whole_initial_values(path, value):
     data.setdefault(section, {})[name] = value
     with pytest.raises(ConfigError, match=rf"^{section}\.{name} == {value}, must be"):
         config_from_dict(data)
+
+
+# -- integers beyond int64, numbers beyond the float range ------------------------------------
+INTEGERS = [s for s in NUMBERS if s.integer]
+
+
+def test_every_integer_field_has_an_upper_bound_within_int64():
+    """Both engines hold integers as int64 (Numba); no integer field may go beyond it."""
+    assert all(s.hi is not None and s.hi <= 2**63 - 1 for s in INTEGERS)
+
+
+@pytest.mark.parametrize("spec", INTEGERS, ids=lambda s: s.path)
+def test_integers_beyond_int64_rejected(spec):
+    for value in (2**63, 2**64 + 1, 1e19):
+        rejects(spec.path, value, f"{spec.path} == {value!r}, must be <= {spec.hi}")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "demand.step_period=9223372036854775808",
+            "demand.step_period == 9223372036854775808, must be <= 100000",
+        ),
+        (
+            "demand.season_period=9223372036854775808",
+            "demand.season_period == 9223372036854775808, must be <= 9223372036854775807",
+        ),
+        ("finance.grace_periods=100001", "finance.grace_periods == 100001, must be <= 100000"),
+    ],
+)
+def test_compose_rejects_integers_beyond_their_bound(override, message):
+    with pytest.raises(ConfigError) as info:
+        orgsim.compose([override])
+    assert str(info.value) == message
+
+
+PERIOD_COUNTS = [
+    "demand.shock_duration",
+    "demand.step_period",
+    "policy.fixed_order_periods",
+    "supply.disruption_duration",
+    "supply.cost_shock_duration",
+    "finance.grace_periods",
+]
+
+
+def test_period_counts_at_their_bound_run_alike_on_both_engines():
+    """The largest allowed durations, period indices and counts (and the largest seed and
+    seasonal period) overflow nowhere: both engines give the same finite numbers."""
+    overrides = [
+        "n_orgs=1",
+        "periods=5",
+        "seed=9223372036854775807",
+        "demand.season_period=9223372036854775807",
+        "demand.seasonality=0.5",
+        "demand.shock_prob=1",
+        "demand.shock_size=1",
+        "supply.disruption_prob=1",
+        "supply.cost_shock_prob=1",
+        "supply.cost_shock_size=1",
+        "finance.initial_cash=0",
+        *[f"{path}=100000" for path in PERIOD_COUNTS],
+    ]
+    cfg = orgsim.compose(overrides)
+    kpis = [orgsim.simulate(cfg, engine=engine).kpis.select_dtypes("number") for engine in ("mesa", "numba")]
+    mesa, numba = (k.to_numpy(dtype=float) for k in kpis)
+    assert np.isfinite(mesa).all()
+    np.testing.assert_allclose(numba, mesa, rtol=1e-12, atol=1e-9)
+
+
+HUGE = 10**400
+
+
+def huge_rule(spec: Num, value: int) -> str:
+    """The rule a message states for ``value`` (beyond the float range) in the field ``spec``."""
+    if spec.hi is not None and value > spec.hi:
+        return f"{'<' if spec.hi_open else '<='} {spec.hi}"
+    if spec.lo is not None and value < spec.lo:
+        return f"{'>' if spec.lo_open else '>='} {spec.lo}"
+    return "within the float range (magnitude <= 1.7976931348623157e+308)"
+
+
+@pytest.mark.parametrize("spec", NUMBERS, ids=lambda s: s.path)
+@pytest.mark.parametrize("sign", [1, -1], ids=["positive", "negative"])
+def test_integers_beyond_the_float_range_name_the_field(spec, sign):
+    """10**400 cannot become a float: a ConfigError names the field, not a bare OverflowError."""
+    value = sign * HUGE
+    shown = ("-" if sign < 0 else "") + "1e+400 (an integer of 401 digits)"
+    rejects(spec.path, value, f"{spec.path} == {shown}, must be {huge_rule(spec, value)}")
+
+
+def test_huge_values_are_abbreviated_exactly():
+    rule = "must be within the float range (magnitude <= 1.7976931348623157e+308)"
+    rejects("demand.level", 10**400 - 1, f"demand.level == 9.99999e+399 (an integer of 400 digits), {rule}")
+    rejects(
+        "demand.level",
+        123456789 * 10**4991,
+        f"demand.level == 1.23456e+4999 (an integer of 5000 digits), {rule}",
+    )
+    rejects("n_orgs", 10**30, "n_orgs == 1e+30 (an integer of 31 digits), must be <= 10000000")
+    rejects("n_orgs", 10**29, "n_orgs == 100000000000000000000000000000, must be <= 10000000")
+
+
+# -- what config_from_dict and compose take ---------------------------------------------------
+@pytest.mark.parametrize("data", [None, [], [("n_orgs", 2)], "n_orgs=2", 3])
+def test_config_from_dict_needs_a_mapping(data):
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(data)
+    rule = "must be a mapping of config sections and values (e.g. {'n_orgs': 4})"
+    assert str(info.value) == f"config == {data!r}, {rule}"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "detail"),
+    [
+        ("seed=1", ", not 'seed=1'"),
+        (3, ", not 3"),
+        ([1], "; 1 is not a string"),
+        (["seed=1", None], "; None is not a string"),
+    ],
+)
+def test_compose_needs_a_list_of_strings(overrides, detail):
+    with pytest.raises(TypeError) as info:
+        orgsim.compose(overrides)
+    expected = 'overrides must be a list of strings like "key=value" (e.g. ["n_orgs=4"])'
+    assert str(info.value) == expected + detail
+    assert not isinstance(info.value, ConfigError)
+
+
+def test_compose_takes_any_sequence_of_strings():
+    assert orgsim.compose(("seed=3",)).seed == 3
+    assert orgsim.compose(None) == orgsim.compose([])
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "n_orgs",
+        "seed",
+        "engine",
+        "demand.level",
+        "culture.dims",
+        "policy.forecast",
+        "output.teams",
+        "scenario.name",
+        "network",
+    ],
+)
+def test_compose_null_states_the_rule(path):
+    """OmegaConf refuses null for a non-optional field; the message is the validation rule."""
+    with pytest.raises(ConfigError) as python:
+        build(path, None)
+    with pytest.raises(ConfigError) as hydra:
+        orgsim.compose([f"{path}=null"])
+    assert str(hydra.value) == str(python.value)
+    assert str(hydra.value).startswith(f"{path} == None, must be ")
 
 
 # -- numpy scalars ----------------------------------------------------------------------------
