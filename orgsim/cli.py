@@ -127,7 +127,11 @@ def validate_overrides(overrides: list[str], multirun: bool) -> dict:
             data, out = _compose_run(run + place, multirun)
         except Exception as exc:
             raise ConfigError(hydra_error_line(exc)) from None
-        check_free(out, config_from_dict(data), multirun)
+        config = config_from_dict(data)
+        from .simulation import check_memory
+
+        check_memory(config, config.output.teams)
+        check_free(out, config, multirun)
     hydra["_multirun"] = multirun
     return hydra
 

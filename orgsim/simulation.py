@@ -127,6 +127,24 @@ def _firm_configs(cfg: Config, params) -> list[Config] | None:
     return out
 
 
+def check_memory(cfg: Config, teams: bool) -> None:
+    """Raise ConfigError if the engines' result arrays alone (8 bytes per KPI per firm and
+    period, and per team field per team with ``teams``) exceed this machine's memory: such a run
+    cannot finish, so it is refused before it starts (and before the CLI writes anything)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return
+    per_period = len(ENGINE_KPIS) + (len(ENGINE_TEAM_FIELDS) * cfg.network.n_teams if teams else 0)
+    need = 8 * per_period * cfg.n_orgs * cfg.periods
+    if need > total:
+        what = "KPI and team arrays" if teams else "KPI arrays"
+        raise ConfigError(
+            f"n_orgs × periods == {cfg.n_orgs} × {cfg.periods}, must fit in memory: its {what} need "
+            f"{need / 2**30:,.0f} GiB, this machine has {total / 2**30:,.0f} GiB"
+        )
+
+
 def _flag(name: str, value) -> bool | None:
     if value is None or isinstance(value, bool | np.bool_):
         return None if value is None else bool(value)
@@ -203,6 +221,7 @@ def simulate(
     configs = _firm_configs(cfg, params)
     if configs is not None:  # the population's size is the number of parameter rows
         cfg = cfg.replace(n_orgs=len(configs))
+    check_memory(cfg, teams)
     n = cfg.n_orgs
     keys = _rng.firm_keys(cfg.seed, range(n))
     bar = None

@@ -127,3 +127,15 @@ def test_bad_simulate_arguments_name_the_argument(small_cfg, kwargs, message):
 def test_params_must_be_a_table(small_cfg):
     with pytest.raises(TypeError, match="params must be a pandas DataFrame"):
         orgsim.simulate(small_cfg, params=[0.1, 0.2])
+
+
+def test_a_population_too_large_for_memory_is_refused_before_it_starts(small_cfg):
+    import os
+
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    periods = 1000
+    n_orgs = memory // (8 * len(orgsim.simulation.ENGINE_KPIS) * periods) + 1  # KPI arrays > memory
+    with pytest.raises(orgsim.ConfigError, match=rf"^n_orgs × periods == {n_orgs} × {periods}, must fit"):
+        orgsim.simulate(small_cfg.replace(n_orgs=n_orgs, periods=periods), engine="numba")
+    # one firm fewer than a hundredth of that fits (and is not run here)
+    orgsim.simulation.check_memory(small_cfg.replace(n_orgs=n_orgs // 100, periods=periods), teams=False)

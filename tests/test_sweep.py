@@ -280,3 +280,11 @@ def test_whole_section_override_is_recorded_as_json(tmp_path):
     kpis = pd.read_parquet(tmp_path / "Z" / "kpis.parquet")
     assert json.loads(kpis["finance"].iloc[0])["enabled"] is False
     assert (kpis["credit_headroom"] == 0).all()  # the finance layer is off
+
+
+def test_run_too_large_for_memory_exits_2_and_writes_nothing(tmp_path):
+    out = orgsim_cmd("n_orgs=10000000", "periods=100000", "engine=numba", cwd=tmp_path)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("orgsim: error: n_orgs × periods == 10000000 × 100000")
+    assert list(tmp_path.iterdir()) == []
