@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -104,9 +105,10 @@ def test_store_written_by_to_parquet_opens_with_its_runs(store):
     )
 
 
-def hand_made_store(root):
+def hand_made_store(root, runs=("a", "b")):
     """Two copies (two runs) of three firms over three periods, written as
-    ``SimulationResult.to_parquet`` writes them: no run id, no environment column.
+    ``SimulationResult.to_parquet`` writes them: no run id, no environment column (and here no
+    meta.json or teams.parquet).
 
     Firm 0 stays solvent; firm 1 fails in period 2 with a recorded headroom that stays
     positive; firm 2 is never solvent."""
@@ -121,8 +123,8 @@ def hand_made_store(root):
             "fill_rate": [1.0, 0.5, 1.0, 0.8, 0.0, 0.0, 0.0, 0.0, 0.0],
         }
     )
-    for run in ("a", "b"):
-        (root / run).mkdir()
+    for run in runs:
+        (root / run).mkdir(parents=True)
         frame.to_parquet(root / run / "kpis.parquet")
     return root
 
@@ -149,3 +151,148 @@ def test_summary_names_a_missing_grouping_column(tmp_path, capsys):
     assert orgsim.results.main(["summarize", str(root)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("orgsim-results: error: by == 'environment'") and err.count("\n") == 1
+
+
+def summary_of(root, **kwargs):
+    return orgsim.results.summarize(root, by=("strategy",), **kwargs).iloc[0]
+
+
+# a sweep's run directory as the command line names it for a list override, and other names
+# that DuckDB would take as glob patterns
+AWKWARD = ("n_orgs=1,network.roles=[a,b,c,d],periods=5,seed=0", "x*y?z", "it's", "[ab]")
+
+
+def test_paths_are_names_not_glob_patterns(tmp_path):
+    root = hand_made_store(tmp_path / "sweep[1]", runs=AWKWARD)
+    for run in AWKWARD:
+        pd.DataFrame({"team": [0, 1], "cost": [1.0, 2.0]}).to_parquet(root / run / "teams.parquet")
+        (root / run / "meta.json").write_text(json.dumps({"run_id": run, "seed": 0, "engine": "numba"}))
+    # decoys that the names would match as patterns (sweep1/, and a/ for [ab]): not read
+    hand_made_store(tmp_path / "sweep1", runs=("b",))
+    hand_made_store(root, runs=("a",))
+    files = {str(root / run / "kpis.parquet") for run in (*AWKWARD, "a")}
+
+    kpis = orgsim.results.load(root)
+    assert set(kpis.kpis_file) == files and len(kpis) == 9 * len(files)
+    assert len(orgsim.results.load(root, "teams")) == 2 * len(AWKWARD)
+    assert set(orgsim.results.load(root, "runs").run_id) == set(AWKWARD)
+    assert summary_of(root).runs == len(files)
+
+    # one run: its directory, or its kpis.parquet (with the run's teams and meta.json)
+    run = root / AWKWARD[0]
+    assert set(orgsim.results.load(run).kpis_file) == {str(run / "kpis.parquet")}
+    assert list(orgsim.results.load(run / "kpis.parquet", "runs").run_id) == [AWKWARD[0]]
+    assert len(orgsim.results.load(run / "kpis.parquet", "teams")) == 2
+    pd.testing.assert_series_equal(summary_of(run / "kpis.parquet"), summary_of(run))
+    assert summary_of(run).runs == 1
+
+
+def test_load_names_a_table_the_store_lacks(tmp_path):
+    root = hand_made_store(tmp_path)
+    with pytest.raises(
+        ValueError, match=r"no teams\.parquet under '.*': runs keep team records only with output\.teams=true"
+    ):
+        orgsim.results.load(root, "teams")
+    with pytest.raises(ValueError, match=r"no meta\.json under '.*'"):
+        orgsim.results.load(root, "runs")
+    (root / "a" / "meta.json").write_text("{")
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"no readable meta\.json under"):
+        orgsim.results.load(root, "runs")
+
+
+def test_a_malformed_meta_json_is_left_out_of_runs_with_a_warning(tmp_path, capsys):
+    root = hand_made_store(tmp_path)
+    (root / "a" / "meta.json").write_text(json.dumps({"run_id": "a", "seed": 1, "engine": "numba"}))
+    (root / "b" / "meta.json").write_text('{"run_id": "b", "se')  # damaged
+    # the summary reads no meta.json
+    assert summary_of(root).runs == 2
+    assert orgsim.results.main(["summarize", str(root), "--by", "strategy"]) == 0
+    assert capsys.readouterr().err == ""
+    with pytest.warns(UserWarning, match=r"runs view: left out 1 meta\.json .*'.*b/meta\.json'"):
+        runs = orgsim.results.load(root, "runs")
+    assert list(runs.run_id) == ["a"]
+    with pytest.warns(UserWarning, match="left out 1 meta.json"):
+        con = orgsim.results.open(root)
+    assert con.sql("SELECT count(*) FROM kpis").fetchall() == [(18,)]
+
+
+def test_summary_names_a_kpi_column_a_file_lacks(tmp_path, capsys):
+    root = hand_made_store(tmp_path, runs=("a", "b", "c"))
+    for run in ("b", "c"):
+        pd.read_parquet(root / run / "kpis.parquet").drop(columns="fill_rate").to_parquet(
+            root / run / "kpis.parquet"
+        )
+    message = (
+        r"kpis column 'fill_rate' is missing from 2 of 3 files: '.*b/kpis\.parquet', '.*c/kpis\.parquet'"
+    )
+    with pytest.raises(ValueError, match=message):
+        orgsim.results.summarize(root, by=("strategy",))
+    assert orgsim.results.main(["summarize", str(root), "--by", "strategy"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("orgsim-results: error: kpis column 'fill_rate'") and err.count("\n") == 1
+
+
+def test_summary_takes_a_string_as_one_column(tmp_path):
+    root = hand_made_store(tmp_path)
+    pd.testing.assert_frame_equal(
+        orgsim.results.summarize(root, by="strategy"), orgsim.results.summarize(root, by=("strategy",))
+    )
+    with pytest.raises(ValueError, match=r"by == '': must be a column name"):
+        orgsim.results.summarize(root, by=("strategy", ""))
+
+
+def test_summary_takes_a_dotted_override_column(tmp_path):
+    root = hand_made_store(tmp_path)
+    frame = pd.read_parquet(root / "a" / "kpis.parquet").assign(**{"policy.theta": 0.5})
+    frame.to_parquet(root / "a" / "kpis.parquet")
+    by_theta = orgsim.results.summarize(root, by=("policy.theta",))
+    assert by_theta["policy.theta"].tolist()[0] == 0.5 and by_theta["policy.theta"].isna().tolist() == [
+        False,
+        True,
+    ]
+    assert by_theta.runs.tolist() == [1, 1]
+
+
+def test_summary_of_a_file(tmp_path):
+    """A run's kpis.parquet is that run; another file says what is expected."""
+    root = hand_made_store(tmp_path)
+    pd.testing.assert_frame_equal(
+        orgsim.results.summarize(root / "a" / "kpis.parquet", by="strategy"),
+        orgsim.results.summarize(root / "a", by="strategy"),
+    )
+    (root / "notes.txt").write_text("")
+    with pytest.raises(ValueError, match=r"is a file; must be a run or sweep directory, or a run's kpis"):
+        orgsim.results.summarize(root / "notes.txt")
+
+
+@pytest.mark.parametrize("by", ["", ",", "strategy,,environment"])
+def test_command_line_rejects_an_empty_by(by, tmp_path, capsys):
+    """``--by ""`` is an error, not one ungrouped row."""
+    assert orgsim.results.main(["summarize", str(hand_made_store(tmp_path)), "--by", by]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == (
+        f"orgsim-results: error: --by == {by!r}: must be comma-separated column names, "
+        "e.g. strategy,environment\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "the following arguments are required: command"),
+        (["summarise", "x"], "argument command: invalid choice: 'summarise'"),
+        (["summarize"], "the following arguments are required: path"),
+        (["summarize", "x", "y"], "unrecognized arguments: y"),
+        (["summarize", "x", "--byy", "strategy"], "unrecognized arguments: --byy"),
+    ],
+)
+def test_command_line_usage_errors_are_one_line(argv, message, capsys):
+    assert orgsim.results.main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"orgsim-results: error: {message}") and err.count("\n") == 1
+
+
+def test_command_line_help_is_unchanged(capsys):
+    assert orgsim.results.main(["summarize", "--help"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("usage: orgsim-results summarize [-h] [--by BY] path") and err == ""
