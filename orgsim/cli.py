@@ -39,6 +39,9 @@ _HYDRA_INFO_FLAGS = {
     "--shell-completion",
     "-sc",
 }
+# flags that print the composed config instead of running: the config is still validated, but
+# nothing is written, so output directories and memory are not checked
+_PRINT_FLAGS = {"--cfg", "-c", "--resolve", "--info", "-i"}
 
 
 class OutputError(RuntimeError):
@@ -86,10 +89,12 @@ def _hydra_view(overrides: list[str]) -> dict:
     return hydra
 
 
-def validate_overrides(overrides: list[str], multirun: bool) -> dict:
+def validate_overrides(overrides: list[str], multirun: bool, *, runs_write: bool = True) -> dict:
     """Compose and validate every run the command line asks for; raise ConfigError if any is bad.
 
-    Returns the composed ``hydra`` node (with ``_mode``, ``_run_dir`` and ``_sweep_dir``).
+    With ``runs_write`` (the runs will be computed and written) each run's memory need and output
+    directory are checked too. Returns the composed ``hydra`` node (with ``_mode``, ``_run_dir``
+    and ``_sweep_dir``).
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -120,6 +125,20 @@ def validate_overrides(overrides: list[str], multirun: bool) -> dict:
             runs = [user]
     except Exception as exc:
         raise ConfigError(hydra_error_line(exc)) from None
+    if not runs:
+        empty = [
+            o.input_line for o in parsed if o.is_sweep_override() and not list(o.sweep_string_iterator())
+        ]
+        raise ConfigError(f"{empty[0] if empty else 'the sweep'} gives no runs, must give at least one value")
+    n_jobs = (hydra.get("launcher") or {}).get("n_jobs")
+    if (
+        multirun
+        and n_jobs is not None
+        and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0)
+    ):
+        raise ConfigError(
+            f"hydra.launcher.n_jobs == {n_jobs!r}, must be a non-zero integer (-1: one job per core)"
+        )
     # Hydra's own overrides (hydra.run.dir, hydra.sweep.subdir, ...) place the runs
     place = [o.input_line for o in parsed if not o.is_sweep_override() and o.input_line not in user]
     for run in runs:
@@ -128,10 +147,11 @@ def validate_overrides(overrides: list[str], multirun: bool) -> dict:
         except Exception as exc:
             raise ConfigError(hydra_error_line(exc)) from None
         config = config_from_dict(data)
-        from .simulation import check_memory
+        if runs_write:
+            from .simulation import check_memory
 
-        check_memory(config, config.output.teams)
-        check_free(out, config, multirun)
+            check_memory(config, config.output.teams)
+            check_free(out, config, multirun)
     hydra["_multirun"] = multirun
     return hydra
 
@@ -341,11 +361,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     flags = {a.split("=")[0] for a in argv if a.startswith("-")}
     multirun = bool(flags & {"-m", "--multirun"})
-    if not flags & _HYDRA_INFO_FLAGS:
-        overrides = [a for a in argv if not a.startswith("-")]
+    printing = bool(flags & _PRINT_FLAGS)
+    if printing or not flags & _HYDRA_INFO_FLAGS:
+        # the values of --cfg and --info (job, hydra, all, defaults, ...) have no "="
+        overrides = [a for a in argv if not a.startswith("-") and ("=" in a or a.startswith("~"))]
         try:
-            hydra = validate_overrides(overrides, multirun)
-            check_writable(hydra["_sweep_dir"] if hydra["_multirun"] else hydra["_run_dir"])
+            hydra = validate_overrides(overrides, multirun, runs_write=not printing)
+            if not printing:
+                check_writable(hydra["_sweep_dir"] if hydra["_multirun"] else hydra["_run_dir"])
         except ConfigError as exc:
             print(f"orgsim: error: {exc}", file=sys.stderr)
             return 2

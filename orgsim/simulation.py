@@ -8,6 +8,7 @@ import platform
 import sys
 import tempfile
 import time
+import warnings
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
@@ -265,7 +266,24 @@ def simulate(
         if bar is not None:
             bar.close()
     wall = time.perf_counter() - start
+    _warn_non_finite(kpis)
     return SimulationResult(cfg, kpis, team_arrays, engine=engine, wall_time=wall, params=params)
+
+
+def _warn_non_finite(kpis: dict) -> None:
+    """Warn (RuntimeWarning) about the first non-finite KPI: inputs at the edge of the float
+    range (a cost of 1e308) overflow, and such a result should not pass unnoticed."""
+    for name, values in kpis.items():
+        bad = ~np.isfinite(values)
+        if bad.any():
+            firm, period = np.argwhere(bad)[0]
+            warnings.warn(
+                f"KPI {name!r} is {values[firm, period]} for firm {firm} in period {period + 1}: the "
+                "inputs overflow the float range (check the scale of money and quantity parameters)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return
 
 
 class SimulationResult:

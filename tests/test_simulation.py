@@ -139,3 +139,17 @@ def test_a_population_too_large_for_memory_is_refused_before_it_starts(small_cfg
         orgsim.simulate(small_cfg.replace(n_orgs=n_orgs, periods=periods), engine="numba")
     # one firm fewer than a hundredth of that fits (and is not run here)
     orgsim.simulation.check_memory(small_cfg.replace(n_orgs=n_orgs // 100, periods=periods), teams=False)
+
+
+def test_overflowing_inputs_warn_with_the_kpi_firm_and_period():
+    cfg = orgsim.compose(["n_orgs=1", "periods=5", "costs.fixed=1e308"])  # valid, but 10 teams overflow
+    with pytest.warns(RuntimeWarning, match=r"^KPI 'operating_cost' is inf for firm 0 in period 1: "):
+        orgsim.simulate(cfg)
+
+
+def test_ordinary_runs_do_not_warn(small_cfg):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        orgsim.simulate(small_cfg.replace(n_orgs=1, periods=10))

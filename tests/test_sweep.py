@@ -288,3 +288,23 @@ def test_run_too_large_for_memory_exits_2_and_writes_nothing(tmp_path):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("orgsim: error: n_orgs × periods == 10000000 × 100000")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--cfg", "job", "n_orgs=abc"), "orgsim: error: n_orgs == 'abc', must be an integer"),
+        (("-m", "n_orgs=1", "seed=range(5,0)"), "orgsim: error: seed=range(5,0) gives no runs"),
+        (
+            ("-m", "n_orgs=1", "seed=0,1", "hydra.launcher.n_jobs=0"),
+            "orgsim: error: hydra.launcher.n_jobs == 0, must be a non-zero integer",
+        ),
+    ],
+    ids=["print-config", "empty-sweep", "zero-jobs"],
+)
+def test_more_bad_command_lines_exit_2_with_one_line_and_write_nothing(tmp_path, args, message):
+    out = orgsim_cmd(*args, cwd=tmp_path)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), out.stderr
+    assert list(tmp_path.iterdir()) == []
