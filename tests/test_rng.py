@@ -91,10 +91,16 @@ def test_hoisted_stream_prefix_gives_the_same_draws():
 
 def test_stream_ids_are_distinct():
     """One stream per random mechanism: two mechanisms sharing an id would draw the same numbers."""
-    streams = {
-        k: v for k, v in vars(_rng).items() if k.isupper() and not k.startswith("_") and isinstance(v, int)
-    }
-    assert {"DEMAND_NOISE", "DEMAND_SHOCK", "SUPPLY_DISRUPTION"} <= set(streams)
+    from orgsim import culture
+
+    streams = {}
+    for module in (_rng, culture):  # the culture layer's streams (21-26) live in orgsim.culture
+        for k, v in vars(module).items():
+            if k.isupper() and not k.startswith("_") and isinstance(v, int) and not isinstance(v, bool):
+                if k in ("ZIGGURAT_LAYERS", "PLANES"):  # sizes, not streams
+                    continue
+                streams[f"{module.__name__}.{k}"] = v
+    assert {"orgsim._rng.DEMAND_NOISE", "orgsim.culture.SOCIALISE", "orgsim.culture.CODE"} <= set(streams)
     assert len(set(streams.values())) == len(streams), streams
 
 
