@@ -61,8 +61,8 @@ def _expand(overrides: list[str]) -> list[list[str]]:
         if ov.is_sweep_override():
             key = ov.get_key_element()
             choices.append([f"{key}={v}" for v in ov.sweep_string_iterator()])
-        else:
-            choices.append([ov.input_line])
+        else:  # as Hydra's sweeper writes it, so the override dirname is the one Hydra uses
+            choices.append([f"{ov.get_key_element()}={ov.get_value_element_as_str()}"])
     return [list(c) for c in itertools.product(*choices)]
 
 
@@ -134,6 +134,7 @@ def validate_overrides(overrides: list[str], multirun: bool, *, runs_write: bool
     if (
         multirun
         and n_jobs is not None
+        and not (isinstance(n_jobs, str) and "${" in n_jobs)  # an interpolation, resolved by Hydra
         and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0)
     ):
         raise ConfigError(
@@ -141,6 +142,7 @@ def validate_overrides(overrides: list[str], multirun: bool, *, runs_write: bool
         )
     # Hydra's own overrides (hydra.run.dir, hydra.sweep.subdir, ...) place the runs
     place = [o.input_line for o in parsed if not o.is_sweep_override() and o.input_line not in user]
+    claimed: dict[Path, str] = {}  # run directory -> run id, so two runs never share one
     for run in runs:
         try:
             data, out = _compose_run(run + place, multirun)
@@ -152,14 +154,22 @@ def validate_overrides(overrides: list[str], multirun: bool, *, runs_write: bool
 
             check_memory(config, config.output.teams)
             check_free(out, config, multirun)
+            rid = run_id(config)
+            if out is not None and claimed.setdefault(out, rid) != rid:
+                field = "hydra.sweep.subdir" if multirun else "hydra.run.dir"
+                raise ConfigError(
+                    f"{field} == {str(out)!r} for two runs of different configs, must differ between "
+                    "runs (as the default does)"
+                )
     hydra["_multirun"] = multirun
     return hydra
 
 
-def _compose_run(overrides: list[str], multirun: bool) -> tuple[dict, Path]:
+def _compose_run(overrides: list[str], multirun: bool) -> tuple[dict, Path | None]:
     """The config dict of one run (as :func:`orgsim.config.compose_dict`) and the directory
     Hydra will write it to: ``hydra.run.dir``, or ``hydra.sweep.dir/hydra.sweep.subdir`` (the
-    override dirname, which Hydra computes from the same overrides) in a sweep."""
+    override dirname, which Hydra computes from the same overrides) in a sweep; ``None`` when
+    the directory depends on values Hydra sets only when the job starts."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -171,12 +181,14 @@ def _compose_run(overrides: list[str], multirun: bool) -> tuple[dict, Path]:
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
-    if multirun:
-        out = Path(str(OmegaConf.select(cfg, "hydra.sweep.dir"))) / str(
-            OmegaConf.select(cfg, "hydra.sweep.subdir")
-        )
-    else:
-        out = Path(str(OmegaConf.select(cfg, "hydra.run.dir")))
+    keys = ("hydra.sweep.dir", "hydra.sweep.subdir") if multirun else ("hydra.run.dir",)
+    node = OmegaConf.to_container(cfg.hydra, resolve=False)
+    raw = [str(node[k.split(".")[1]][k.split(".")[2]]) for k in keys]  # before interpolation
+    out = None
+    # hydra.job.num, id and name are set when a job is launched, not here: such a directory is
+    # checked by the job itself (``_run``)
+    if not any(f"hydra.job.{name}" in text for text in raw for name in ("num", "id", "name")):
+        out = Path(*(str(OmegaConf.select(cfg, k)) for k in keys))
     cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("hydra", "experiment")])
     return OmegaConf.to_container(cfg, resolve=True), out
 
@@ -185,6 +197,8 @@ def check_free(out: Path, config, multirun: bool) -> None:
     """Raise ConfigError if ``out`` holds a complete run of another config (its results would be
     replaced). A complete run of the same config is fine: the run is skipped, or recomputed with
     the same numbers when it lacks team records that are now asked for."""
+    if out is None:
+        return
     meta = Path(out) / "meta.json"
     if not meta.exists():
         return
@@ -194,11 +208,15 @@ def check_free(out: Path, config, multirun: bool) -> None:
         old = None
     if old == run_id(config):
         return
-    field = "output.name" if multirun else "hydra.run.dir"
-    what = f"another config (run {old})" if old else "an unreadable meta.json"
+    what = f"a complete run of another config, run {old}" if old else "a meta.json without this run's id"
+    if multirun:
+        raise ConfigError(
+            f"output.name == {config.output.name!r}, must name a sweep whose run directories hold no other "
+            f"config's run: {str(out)!r} holds {what}; choose another output.name or remove that run"
+        )
     raise ConfigError(
-        f"{field} == {str(out)!r}, which holds a complete run of {what}; must be a directory "
-        "without one (choose another or remove that run)"
+        f"hydra.run.dir == {str(out)!r}, must be a directory without another config's run: it holds "
+        f"{what}; choose another directory or remove that run"
     )
 
 

@@ -214,16 +214,16 @@ def summarize(path: str | Path, by: str | Iterable[str] = ("strategy", "environm
     store lacks is a ``ValueError`` naming the columns it has; so is a file that lacks a column
     the summary needs (named, with the files).
     """
-    by = (by,) if isinstance(by, str) else tuple(by)
+    by = ((by,) if by else ()) if isinstance(by, str) else tuple(by)  # "" or (): one row
     for c in by:
         if not isinstance(c, str) or not c:
-            raise ValueError(f"by == {c!r}: must be a column name (a non-empty string)")
+            raise ValueError(f"by == {c!r}, must be a column name (a non-empty string)")
     con, _, files = _connect(path, ("kpis",))
     try:
         have = [row[0] for row in con.execute("DESCRIBE kpis").fetchall()]
         missing = [c for c in by if c not in have]
         if missing:
-            raise ValueError(f"by == {missing[0]!r}: not a column of the store; columns: {', '.join(have)}")
+            raise ValueError(f"by == {missing[0]!r}, must be a column of the store: {', '.join(have)}")
         _check_summary_columns(con, files)
         keys = "".join(_ident(c) + ", " for c in by)  # quoted: override columns such as policy.theta
         run = "coalesce(CAST(run_id AS VARCHAR), kpis_file)" if "run_id" in have else "kpis_file"
@@ -263,10 +263,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _columns(text: str) -> tuple[str, ...]:
-    """``--by``: comma-separated column names, none of them empty."""
+    """``--by``: comma-separated column names, none of them empty (``""``: no grouping, one row)."""
+    if not text.strip():
+        return ()
     names = tuple(c.strip() for c in text.split(","))
     if not all(names):
-        raise ValueError(f"--by == {text!r}: must be comma-separated column names, e.g. strategy,environment")
+        raise ValueError(f"--by == {text!r}, must be comma-separated column names, e.g. strategy,environment")
     return names
 
 

@@ -83,10 +83,9 @@ NOT_PER_FIRM = {
     "n_orgs": "a run option (the population is one firm per row)",
     "engine": "a run option",
     "output": "a run option",
-    "strategy.name": "a label of the run; vary the strategy's management.* and culture.* values",
-    "strategy.family": "a label of the run; vary the strategy's management.* and culture.* values",
+    "strategy": "a label of the run; vary the strategy's management.* and culture.* values",
     "scenario": "a label of the run",
-    "environment.name": "a label of the run",
+    "environment": "a label of the run (the environment's values are demand.*, supply.* and culture.*)",
 }
 
 

@@ -87,6 +87,8 @@ def test_to_parquet_without_teams(small_result, tmp_path):
         ("strategy.family", ["culture_aligned", "efficiency_only"]),
         ("scenario.name", ["a", "b"]),
         ("environment.name", ["stable", "volatile"]),
+        ("strategy", [{"name": "x", "family": "baseline"}, {"name": "y", "family": "culture_aligned"}]),
+        ("environment", [{"name": "stable"}, {"name": "volatile"}]),
     ],
 )
 @pytest.mark.parametrize("engine", ["mesa", "numba"])
@@ -133,7 +135,8 @@ def test_a_population_too_large_for_memory_is_refused_before_it_starts(small_cfg
     import os
 
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    periods = 1000
+    # periods from the machine's memory, so n_orgs stays within its cap (10^7) on any machine
+    periods = max(1000, -(-memory // (8 * len(orgsim.simulation.ENGINE_KPIS) * 5_000_000)))
     n_orgs = memory // (8 * len(orgsim.simulation.ENGINE_KPIS) * periods) + 1  # KPI arrays > memory
     with pytest.raises(orgsim.ConfigError, match=rf"^n_orgs × periods == {n_orgs} × {periods}, must fit"):
         orgsim.simulate(small_cfg.replace(n_orgs=n_orgs, periods=periods), engine="numba")

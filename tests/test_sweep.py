@@ -308,3 +308,41 @@ def test_more_bad_command_lines_exit_2_with_one_line_and_write_nothing(tmp_path,
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sweep_subdir_from_the_job_number_runs(tmp_path):
+    # hydra.job.num is set when a job starts: validation cannot place such runs, the jobs check
+    out = orgsim_cmd(
+        "-m", "n_orgs=1", "periods=3", "seed=0,1", "hydra.sweep.subdir=${hydra.job.num}",
+        "hydra.launcher.n_jobs=${oc.env:ORGSIM_TEST_JOBS,1}", cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert [p.name for p in run_dirs(tmp_path / "multirun" / "sweep")] == ["0", "1"]
+
+
+def test_sweep_is_checked_in_the_directories_hydra_names(tmp_path):
+    """Hydra names a run's directory from normalised values ([a,b,c,d], not [a, b, c, d]);
+    validation must look there, so a conflicting run stops the sweep before anything is written."""
+    args = ("-m", "n_orgs=1", "periods=5", "seed=0", "hydra.launcher.n_jobs=1")
+    assert orgsim_cmd(*args, "network.roles=[a,b,c,d]", cwd=tmp_path).returncode == 0
+    (run,) = run_dirs(tmp_path / "multirun" / "sweep")
+    assert run.name == "n_orgs=1,network.roles=[a,b,c,d],periods=5,seed=0"
+    meta = json.loads((run / "meta.json").read_text())
+    meta["run_id"] = "0123456789abcdef"  # as if the config behind that directory had changed
+    (run / "meta.json").write_text(json.dumps(meta))
+    before = _snapshot(tmp_path)
+    out = orgsim_cmd(*args, "network.roles=[a, b, c, d]", cwd=tmp_path)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("orgsim: error: output.name == 'sweep', must name a sweep")
+    assert "run 0123456789abcdef" in lines[0]
+    assert _snapshot(tmp_path) == before  # not even multirun.yaml is rewritten
+
+
+def test_two_runs_of_a_sweep_sharing_a_directory_are_refused(tmp_path):
+    out = orgsim_cmd("-m", "n_orgs=1", "periods=3", "seed=0,1", "hydra.sweep.subdir=same", cwd=tmp_path)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("orgsim: error: hydra.sweep.subdir == ")
+    assert "for two runs of different configs" in lines[0]
+    assert list(tmp_path.iterdir()) == []
