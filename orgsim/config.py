@@ -868,6 +868,13 @@ def hydra_error_line(exc: BaseException) -> str:
             options = sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
             allowed = ", ".join(repr(o) for o in options)
             return f"{group} == {m.group(2)!r}, must be one of {allowed}"
+    for err in chain:  # "Ambiguous value for argument 'seed=0,1'" (Hydra's hints follow on more lines)
+        m = re.search(r"Ambiguous value for argument '([^'=]+)=([^']*)'", str(err))
+        if m:
+            return (
+                f"{m.group(1)} == {m.group(2)!r}, must be one value: [{m.group(2)}] for a list, "
+                f"'{m.group(2)}' quoted for a string, or add -m to sweep over it"
+            )
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     full_key = getattr(exc, "full_key", None)
     if full_key and full_key not in msg:

@@ -346,3 +346,13 @@ def test_two_runs_of_a_sweep_sharing_a_directory_are_refused(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("orgsim: error: hydra.sweep.subdir == ")
     assert "for two runs of different configs" in lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_value_without_multirun_says_how_to_sweep(tmp_path):
+    out = orgsim_cmd("n_orgs=1", "seed=0,1", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        "orgsim: error: seed == '0,1', must be one value: [0,1] for a list, '0,1' quoted for a string, "
+        "or add -m to sweep over it"
+    )
+    assert list(tmp_path.iterdir()) == []
