@@ -380,11 +380,26 @@ def main(argv: list[str] | None = None) -> int:
     flags = {a.split("=")[0] for a in argv if a.startswith("-")}
     multirun = bool(flags & {"-m", "--multirun"})
     printing = bool(flags & _PRINT_FLAGS)
+    for i, arg in enumerate(argv):  # orgsim has one primary config: conf/config.yaml
+        flag, _, value = arg.partition("=")
+        if flag in ("--config-name", "-cn", "--config-path", "-cp"):
+            value = value or (argv[i + 1] if i + 1 < len(argv) else "")
+            if not (flag in ("--config-name", "-cn") and value == "config"):
+                print(
+                    f"orgsim: error: {flag} == {value!r}, must not be given: orgsim composes "
+                    "conf/config.yaml (use +experiment=... or overrides)",
+                    file=sys.stderr,
+                )
+                return 2
     if printing or not flags & _HYDRA_INFO_FLAGS:
         # the values of --cfg and --info (job, hydra, all, defaults, ...) have no "="
         overrides = [a for a in argv if not a.startswith("-") and ("=" in a or a.startswith("~"))]
         try:
             hydra = validate_overrides(overrides, multirun, runs_write=not printing)
+            for key in ("_run_dir", "_sweep_dir"):
+                if not str(hydra[key]).strip():
+                    field = "hydra.run.dir" if key == "_run_dir" else "hydra.sweep.dir"
+                    raise ConfigError(f"{field} == '', must be a directory path")
             if not printing:
                 check_writable(hydra["_sweep_dir"] if hydra["_multirun"] else hydra["_run_dir"])
         except ConfigError as exc:

@@ -861,13 +861,14 @@ def hydra_error_line(exc: BaseException) -> str:
         m = re.search(r"Could not override '([^']+)'", str(err))
         if m:
             return f"{m.group(1)} is not a config key (see `orgsim --cfg job` for the keys)"
-    for err in chain:
-        m = re.search(r"Could not find '([^/']+)/([^']+)'", str(err))
+    for err in chain:  # "Could not find 'environment/foo'", "'hydra/launcher/foo'", "'environment/'"
+        m = re.search(r"Could not find '(.+)/([^/']*)'", str(err))
         if m:
             group = m.group(1)
             options = sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
-            allowed = ", ".join(repr(o) for o in options)
-            return f"{group} == {m.group(2)!r}, must be one of {allowed}"
+            allowed = ", ".join(repr(o) for o in options) or "an option of the group"
+            plugins = " (or a Hydra launcher plugin's name)" if group == "hydra/launcher" else ""
+            return f"{group} == {m.group(2)!r}, must be one of {allowed}{plugins}"
     for err in chain:  # "Ambiguous value for argument 'seed=0,1'" (Hydra's hints follow on more lines)
         m = re.search(r"Ambiguous value for argument '([^'=]+)=([^']*)'", str(err))
         if m:

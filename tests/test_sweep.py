@@ -299,8 +299,23 @@ def test_run_too_large_for_memory_exits_2_and_writes_nothing(tmp_path):
             ("-m", "n_orgs=1", "seed=0,1", "hydra.launcher.n_jobs=0"),
             "orgsim: error: hydra.launcher.n_jobs == 0, must be a non-zero integer",
         ),
+        (("hydra/launcher=foo",), "orgsim: error: hydra/launcher == 'foo', must be one of 'local', 'slurm'"),
+        (
+            ("environment=",),
+            "orgsim: error: environment == '', must be one of 'disrupted', 'native', 'stable'",
+        ),
+        (("-cn", "foo", "n_orgs=1"), "orgsim: error: -cn == 'foo', must not be given"),
+        (("hydra.run.dir=", "n_orgs=1"), "orgsim: error: hydra.run.dir == '', must be a directory path"),
     ],
-    ids=["print-config", "empty-sweep", "zero-jobs"],
+    ids=[
+        "print-config",
+        "empty-sweep",
+        "zero-jobs",
+        "launcher",
+        "empty-group",
+        "config-name",
+        "empty-run-dir",
+    ],
 )
 def test_more_bad_command_lines_exit_2_with_one_line_and_write_nothing(tmp_path, args, message):
     out = orgsim_cmd(*args, cwd=tmp_path)
