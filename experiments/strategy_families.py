@@ -1149,7 +1149,11 @@ def write_report(path: Path, est: pd.DataFrame, outcomes: pd.DataFrame, meta: di
                     f"`{meta.get('source_digest', '?')}` (SHA-256 of `orgsim/**/*.py` and `conf/**/*.yaml`)",
                 ],
                 ["packages", versions],
-                ["runtime", f"{meta['wall_s'] / 60:.1f} min with {meta['jobs']} worker process(es)"],
+                [
+                    "runtime",
+                    (f"{meta['wall_s']:.1f} s" if meta["wall_s"] < 60 else f"{meta['wall_s'] / 60:.1f} min")
+                    + f" of simulation with {meta['jobs']} worker process(es), after compilation",
+                ],
             ],
             "ll",
         ),
