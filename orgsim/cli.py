@@ -109,6 +109,12 @@ def validate_overrides(overrides: list[str], multirun: bool, *, runs_write: bool
             raise ConfigError(
                 f"{key.lstrip('+~')} == {value!r}, must be a valid override value ({reason})"
             ) from None
+    for ov in overrides:  # a config group set to null: Hydra's message does not name the group
+        key, _, value = ov.partition("=")
+        group = config_dir() / key.lstrip("+~")
+        if value.strip() in ("null", "None") and key and group.is_dir():
+            options = ", ".join(repr(p.stem) for p in sorted(group.glob("*.yaml")))
+            raise ConfigError(f"{key.lstrip('+~')} == None, must be one of {options}")
     try:
         parsed = parser.parse_overrides(overrides)
         hydra = _hydra_view([o.input_line for o in parsed if not o.is_sweep_override()])

@@ -306,6 +306,7 @@ def test_run_too_large_for_memory_exits_2_and_writes_nothing(tmp_path):
         ),
         (("-cn", "foo", "n_orgs=1"), "orgsim: error: -cn == 'foo', must not be given"),
         (("hydra.run.dir=", "n_orgs=1"), "orgsim: error: hydra.run.dir == '', must be a directory path"),
+        (("scenario=null",), "orgsim: error: scenario == None, must be one of 'beer_game', 'chen_bullwhip'"),
     ],
     ids=[
         "print-config",
@@ -315,6 +316,7 @@ def test_run_too_large_for_memory_exits_2_and_writes_nothing(tmp_path):
         "empty-group",
         "config-name",
         "empty-run-dir",
+        "null-group",
     ],
 )
 def test_more_bad_command_lines_exit_2_with_one_line_and_write_nothing(tmp_path, args, message):
