@@ -400,6 +400,17 @@ def main(argv: list[str] | None = None) -> int:
     if printing or not flags & _HYDRA_INFO_FLAGS:
         # the values of --cfg and --info (job, hydra, all, defaults, ...) have no "="
         overrides = [a for a in argv if not a.startswith("-") and ("=" in a or a.startswith("~"))]
+        # --config-dir adds the researcher's own config groups (e.g. experiment/mine.yaml): the
+        # validation composes with them as Hydra will
+        for i, arg in enumerate(argv):
+            flag, eq, value = arg.partition("=")
+            if flag in ("--config-dir", "-cd"):
+                value = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
+                path = Path(value).expanduser().absolute()
+                if not path.is_dir():
+                    print(f"orgsim: error: {flag} == {value!r}, must be a directory", file=sys.stderr)
+                    return 2
+                overrides.append(f"hydra.searchpath=[file://{path}]")
         try:
             hydra = validate_overrides(overrides, multirun, runs_write=not printing)
             for key in ("_run_dir", "_sweep_dir"):

@@ -373,3 +373,20 @@ def test_a_sweep_value_without_multirun_says_how_to_sweep(tmp_path):
         "or add -m to sweep over it"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_own_experiment_from_config_dir_is_validated_and_run(tmp_path):
+    """A researcher's experiment outside the package (``--config-dir``): composed, validated and
+    run as Hydra runs it; a bad value in it is caught before anything is written."""
+    mine = tmp_path / "my" / "experiment"
+    mine.mkdir(parents=True)
+    (mine / "mine.yaml").write_text("# @package _global_\nn_orgs: 1\nperiods: 3\npolicy:\n  theta: 0.25\n")
+    (mine / "bad.yaml").write_text("# @package _global_\nn_orgs: 1\npolicy:\n  theta: 7\n")
+    ok = orgsim_cmd("--config-dir", "my", "+experiment=mine", "hydra.run.dir=out", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    config = json.loads((tmp_path / "out" / "meta.json").read_text())["config"]
+    assert (config["n_orgs"], config["periods"], config["policy"]["theta"]) == (1, 3, 0.25)
+    bad = orgsim_cmd("-cd", "my", "+experiment=bad", "hydra.run.dir=bad", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "orgsim: error: policy.theta == 7.0, must be <= 1"
+    assert not (tmp_path / "bad").exists()
