@@ -24,7 +24,15 @@ import sys
 import time
 from pathlib import Path
 
-from .config import CONF_DIR, ConfigError, config_dir, config_from_dict, hydra_error_line
+from .config import (
+    CONF_DIR,
+    ConfigError,
+    compose_hydra,
+    config_dir,
+    config_from_dict,
+    hydra_error_line,
+    job_dict,
+)
 
 _HYDRA_INFO_FLAGS = {
     "--help",
@@ -68,17 +76,9 @@ def _expand(overrides: list[str]) -> list[list[str]]:
 
 def _hydra_view(overrides: list[str]) -> dict:
     """The ``hydra`` node composed for these overrides (mode, sweeper params, run dirs)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from .config import register_configs
-
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    cfg = compose_hydra(overrides, hydra=True)
     hydra = OmegaConf.to_container(cfg.hydra, resolve=False)
     hydra["_mode"] = str(cfg.hydra.mode) if cfg.hydra.mode is not None else "RUN"
     try:
@@ -109,12 +109,6 @@ def validate_overrides(overrides: list[str], multirun: bool, *, runs_write: bool
             raise ConfigError(
                 f"{key.lstrip('+~')} == {value!r}, must be a valid override value ({reason})"
             ) from None
-    for ov in overrides:  # a config group set to null: Hydra's message does not name the group
-        key, _, value = ov.partition("=")
-        group = config_dir() / key.lstrip("+~")
-        if value.strip() in ("null", "None") and key and group.is_dir():
-            options = ", ".join(repr(p.stem) for p in sorted(group.glob("*.yaml")))
-            raise ConfigError(f"{key.lstrip('+~')} == None, must be one of {options}")
     try:
         parsed = parser.parse_overrides(overrides)
         hydra = _hydra_view([o.input_line for o in parsed if not o.is_sweep_override()])
@@ -159,8 +153,8 @@ def validate_overrides(overrides: list[str], multirun: bool, *, runs_write: bool
             from .simulation import check_memory
 
             check_memory(config, config.output.teams)
-            check_free(out, config, multirun)
             rid = run_id(config)
+            check_free(out, config, multirun, rid)
             if out is not None and claimed.setdefault(out, rid) != rid:
                 field = "hydra.sweep.subdir" if multirun else "hydra.run.dir"
                 raise ConfigError(
@@ -176,43 +170,43 @@ def _compose_run(overrides: list[str], multirun: bool) -> tuple[dict, Path | Non
     Hydra will write it to: ``hydra.run.dir``, or ``hydra.sweep.dir/hydra.sweep.subdir`` (the
     override dirname, which Hydra computes from the same overrides) in a sweep; ``None`` when
     the directory depends on values Hydra sets only when the job starts."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    from .config import register_configs
-
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
-    keys = ("hydra.sweep.dir", "hydra.sweep.subdir") if multirun else ("hydra.run.dir",)
-    node = OmegaConf.to_container(cfg.hydra, resolve=False)
-    raw = [str(node[k.split(".")[1]][k.split(".")[2]]) for k in keys]  # before interpolation
+    cfg = compose_hydra(overrides, hydra=True)
+    parts = ("sweep", ("dir", "subdir")) if multirun else ("run", ("dir",))
+    raw = OmegaConf.to_container(cfg.hydra[parts[0]], resolve=False)  # before interpolation
     out = None
     # hydra.job.num, id and name are set when a job is launched, not here: such a directory is
     # checked by the job itself (``_run``)
-    if not any(f"hydra.job.{name}" in text for text in raw for name in ("num", "id", "name")):
-        out = Path(*(str(OmegaConf.select(cfg, k)) for k in keys))
-    cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("hydra", "experiment")])
-    return OmegaConf.to_container(cfg, resolve=True), out
+    if not any(f"hydra.job.{name}" in str(raw[k]) for k in parts[1] for name in ("num", "id", "name")):
+        out = Path(*(str(cfg.hydra[parts[0]][k]) for k in parts[1]))
+    return job_dict(cfg), out
 
 
-def check_free(out: Path, config, multirun: bool) -> None:
+def _meta(out: Path) -> dict | None:
+    """The ``meta.json`` of the run directory ``out`` (a run writes it last: a complete run);
+    ``None`` if there is none, ``{}`` if it is not a readable JSON object."""
+    meta = out / "meta.json"
+    if not meta.exists():
+        return None
+    try:
+        info = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def check_free(out: Path | None, config, multirun: bool, rid: str | None = None) -> None:
     """Raise ConfigError if ``out`` holds a complete run of another config (its results would be
     replaced). A complete run of the same config is fine: the run is skipped, or recomputed with
     the same numbers when it lacks team records that are now asked for."""
     if out is None:
         return
-    meta = Path(out) / "meta.json"
-    if not meta.exists():
+    info = _meta(Path(out))
+    if info is None:
         return
-    try:
-        old = json.loads(meta.read_text()).get("run_id")
-    except (OSError, ValueError, AttributeError):
-        old = None
-    if old == run_id(config):
+    old = info.get("run_id")
+    if old == (rid or run_id(config)):
         return
     what = f"a complete run of another config, run {old}" if old else "a meta.json without this run's id"
     if multirun:
@@ -281,12 +275,8 @@ def _typed(config, key: str):
 
 def is_complete(out: Path, rid: str, *, teams: bool = False) -> bool:
     """Whether ``out`` holds the complete run ``rid`` (with its team records if ``teams``)."""
-    meta = out / "meta.json"
-    if not meta.exists():
-        return False
-    try:
-        info = json.loads(meta.read_text())
-    except (OSError, ValueError):
+    info = _meta(out)
+    if not info:
         return False
     files = info.get("files", [])
     if teams and "teams.parquet" not in files:
@@ -358,7 +348,7 @@ def _run(cfg) -> None:
     if is_complete(out, rid, teams=config.output.teams):
         print(f"skip {out}: already complete (run {rid})")
         return
-    check_free(out, config, hc.mode is not None and "MULTIRUN" in str(hc.mode))
+    check_free(out, config, hc.mode is not None and "MULTIRUN" in str(hc.mode), rid)
     start = time.perf_counter()
     result = simulate(config, teams=config.output.teams)  # progress bar when long, on a terminal
     try:
@@ -386,31 +376,29 @@ def main(argv: list[str] | None = None) -> int:
     flags = {a.split("=")[0] for a in argv if a.startswith("-")}
     multirun = bool(flags & {"-m", "--multirun"})
     printing = bool(flags & _PRINT_FLAGS)
-    for i, arg in enumerate(argv):  # orgsim has one primary config: conf/config.yaml
-        flag, _, value = arg.partition("=")
-        if flag in ("--config-name", "-cn", "--config-path", "-cp"):
-            value = value or (argv[i + 1] if i + 1 < len(argv) else "")
-            if not (flag in ("--config-name", "-cn") and value == "config"):
-                print(
-                    f"orgsim: error: {flag} == {value!r}, must not be given: orgsim composes "
-                    "conf/config.yaml (use +experiment=... or overrides)",
-                    file=sys.stderr,
-                )
+    # the values of --cfg and --info (job, hydra, all, defaults, ...) have no "="
+    overrides = [a for a in argv if not a.startswith("-") and ("=" in a or a.startswith("~"))]
+    for i, arg in enumerate(argv):  # Hydra's flags that take a value, as "--flag value" or "--flag=value"
+        flag, eq, value = arg.partition("=")
+        if flag not in ("--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd"):
+            continue
+        value = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
+        if flag in ("--config-dir", "-cd"):
+            # the researcher's own config groups (e.g. experiment/mine.yaml): the validation
+            # composes with them as Hydra will
+            path = Path(value).expanduser().absolute()
+            if not path.is_dir():
+                print(f"orgsim: error: {flag} == {value!r}, must be a directory", file=sys.stderr)
                 return 2
+            overrides.append(f"hydra.searchpath=[file://{path}]")
+        elif not (flag in ("--config-name", "-cn") and value == "config"):  # one primary config
+            print(
+                f"orgsim: error: {flag} == {value!r}, must not be given: orgsim composes "
+                "conf/config.yaml (use +experiment=... or overrides)",
+                file=sys.stderr,
+            )
+            return 2
     if printing or not flags & _HYDRA_INFO_FLAGS:
-        # the values of --cfg and --info (job, hydra, all, defaults, ...) have no "="
-        overrides = [a for a in argv if not a.startswith("-") and ("=" in a or a.startswith("~"))]
-        # --config-dir adds the researcher's own config groups (e.g. experiment/mine.yaml): the
-        # validation composes with them as Hydra will
-        for i, arg in enumerate(argv):
-            flag, eq, value = arg.partition("=")
-            if flag in ("--config-dir", "-cd"):
-                value = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
-                path = Path(value).expanduser().absolute()
-                if not path.is_dir():
-                    print(f"orgsim: error: {flag} == {value!r}, must be a directory", file=sys.stderr)
-                    return 2
-                overrides.append(f"hydra.searchpath=[file://{path}]")
         try:
             hydra = validate_overrides(overrides, multirun, runs_write=not printing)
             for key in ("_run_dir", "_sweep_dir"):

@@ -296,11 +296,7 @@ class DemandConfig:
         _set(self, "level", _num("demand.level", self.level, lo=0))
         _set(self, "trend", _num("demand.trend", self.trend, lo=-0.01, hi=0.01))
         _set(self, "seasonality", _num("demand.seasonality", self.seasonality, lo=0, hi=1))
-        _set(
-            self,
-            "season_period",
-            _num("demand.season_period", self.season_period, lo=2, hi=_INT64_MAX, integer=True),
-        )
+        _set(self, "season_period", _num("demand.season_period", self.season_period, lo=2, integer=True))
         _set(self, "rho", _num("demand.rho", self.rho, lo=-1, hi=1, lo_open=True, hi_open=True))
         _set(self, "cv", _num("demand.cv", self.cv, lo=0, hi=2))
         _set(self, "shock_prob", _num("demand.shock_prob", self.shock_prob, lo=0, hi=1))
@@ -623,7 +619,7 @@ class Config:
     def __post_init__(self):
         _set(self, "n_orgs", _num("n_orgs", self.n_orgs, lo=1, hi=10_000_000, integer=True))
         _set(self, "periods", _num("periods", self.periods, lo=1, hi=_MAX_PERIODS, integer=True))
-        _set(self, "seed", _num("seed", self.seed, lo=0, hi=_INT64_MAX, integer=True))
+        _set(self, "seed", _num("seed", self.seed, lo=0, integer=True))
         _choice("engine", self.engine, ("mesa", "numba"))
         _choice("information", self.information, ("local", "shared"))
         for name, cls in _SECTIONS.items():
@@ -776,23 +772,44 @@ def config_dir() -> Path:
     return CONF_DIR if (CONF_DIR / "config.yaml").exists() else _DATA_CONF_DIR
 
 
-def compose_dict(overrides: list[str] | None = None) -> dict:
-    """Compose ``conf/`` with Hydra overrides into a plain dict (not yet validated)."""
+def compose_hydra(overrides: list[str] | None = None, *, hydra: bool = False):
+    """``conf/`` composed with Hydra overrides as an OmegaConf config (not yet validated); with
+    ``hydra`` it keeps Hydra's own node (run and sweep directories, launcher, mode). The one place
+    that composes, for :func:`compose` and the command line's validation.
+
+    A config group set to null (``scenario=null``) is a ConfigError naming the group and its
+    options (Hydra's message names neither).
+    """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
 
     overrides = _override_list(overrides)
+    for ov in overrides:
+        key, _, value = ov.partition("=")
+        group = config_dir() / key.lstrip("+~")
+        if value.strip() in ("null", "None") and key and group.is_dir():
+            options = ", ".join(repr(p.stem) for p in sorted(group.glob("*.yaml")))
+            _fail(key.lstrip("+~"), None, f"one of {options}")
     register_configs()
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=overrides)
-    data = OmegaConf.to_container(cfg, resolve=True)
-    data.pop("hydra", None)
-    data.pop("experiment", None)
-    return data
+        return hydra_compose(config_name="config", overrides=overrides, return_hydra_config=hydra)
+
+
+def job_dict(cfg) -> dict:
+    """The run's part of a composed config as a plain, resolved dict (Hydra's node and the
+    experiment's name left out)."""
+    from omegaconf import OmegaConf
+
+    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("hydra", "experiment")])
+    return OmegaConf.to_container(job, resolve=True)
+
+
+def compose_dict(overrides: list[str] | None = None) -> dict:
+    """Compose ``conf/`` with Hydra overrides into a plain dict (not yet validated)."""
+    return job_dict(compose_hydra(overrides))
 
 
 def _override_list(overrides: Any) -> list[str]:

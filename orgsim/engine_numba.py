@@ -319,18 +319,25 @@ def _structure_key(cfg: Config) -> tuple:
     return tuple(out)
 
 
-def pack(configs: list[Config]) -> dict:
-    """Arrays for a population of firm configs that share their structure."""
-    base = configs[0]
-    ref = _structure_key(base)
+def check_structure(configs: list[Config]) -> None:
+    """Raise ConfigError naming the first :data:`STRUCTURAL` key in which a firm's config
+    differs from the first firm's: one call's firms share their array shapes."""
+    ref = _structure_key(configs[0])
     for i, cfg in enumerate(configs[1:], start=1):
         got = _structure_key(cfg)
         if got != ref:
-            for key, a, b in zip(STRUCTURAL, ref, got):
-                if a != b:
-                    raise ConfigError(
-                        f"{key} == {b!r} for firm {i}, must equal {a!r} in one call (it fixes array shapes)"
-                    )
+            key, a, b = next((k, a, b) for k, a, b in zip(STRUCTURAL, ref, got, strict=True) if a != b)
+            raise ConfigError(
+                f"{key} == {b!r} for firm {i}, must equal {a!r} in one call (it fixes array shapes)"
+            )
+
+
+def pack(configs: list[Config], *, checked: bool = False) -> dict:
+    """Arrays for a population of firm configs that share their structure (checked here unless
+    the caller has, as :func:`orgsim.simulate` does)."""
+    if not checked:
+        check_structure(configs)
+    base = configs[0]
     net = build_network(base)
     vectors = [_firm_vectors(cfg, build_network(cfg) if i else net) for i, cfg in enumerate(configs)]
     n = net.n_teams

@@ -114,16 +114,9 @@ def _firm_configs(cfg: Config, params) -> list[Config] | None:
     for row in params.to_dict(orient="records"):
         changes = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
         out.append(config_from_dict(with_changes(base_data, changes)) if changes else base)
-    from .engine_numba import STRUCTURAL, _structure_key
+    from .engine_numba import check_structure
 
-    ref = _structure_key(out[0])  # one population shares its array shapes, on either engine
-    for i, firm in enumerate(out[1:], start=1):
-        got = _structure_key(firm)
-        for key, a, b in zip(STRUCTURAL, ref, got, strict=True):
-            if a != b:
-                raise ConfigError(
-                    f"{key} == {b!r} for firm {i}, must equal {a!r} in one call (it fixes array shapes)"
-                )
+    check_structure(out)  # one population shares its array shapes, on either engine
     return out
 
 
@@ -250,7 +243,7 @@ def simulate(
         else:
             from . import engine_numba
 
-            packed = engine_numba.pack(configs or [cfg])
+            packed = engine_numba.pack(configs or [cfg], checked=True)
             rows = np.arange(n) if configs else np.zeros(n, dtype=np.int64)
             if chunk is None and bar is not None:
                 chunk = max(1, min(n, 2_000_000 // max(1, cfg.periods * packed["TP"].shape[1])))

@@ -21,6 +21,17 @@ def run(overrides: tuple[str, ...]) -> orgsim.SimulationResult:
     return orgsim.simulate(orgsim.compose(list(overrides)))
 
 
+def run_teams(overrides, engine: str) -> orgsim.SimulationResult:
+    """Compose ``conf/`` with ``overrides`` and simulate it on ``engine`` with team records
+    (cached per test process, like :func:`run`)."""
+    return _run_teams(tuple(overrides), engine)
+
+
+@functools.cache
+def _run_teams(overrides: tuple[str, ...], engine: str) -> orgsim.SimulationResult:
+    return orgsim.simulate(orgsim.compose(list(overrides)), engine=engine, teams=True)
+
+
 def team_array(res: orgsim.SimulationResult, column: str) -> np.ndarray:
     """A team column of ``res.teams`` as an array ``[org, period, team]`` (network order)."""
     cfg, teams = res.config, res.teams

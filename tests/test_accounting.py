@@ -14,11 +14,10 @@ Identities between floats hold to 1e-9 of the largest magnitude involved (``atol
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 from helpers import atol_for, kpi_array, random_configs, team_array
+from helpers import run_teams as simulate
 from hypothesis import given
 from test_engine_mesa import CASE_IDS, CASES, FOUNDATION, INVARIANTS, operating, shifted
 
@@ -28,12 +27,6 @@ from orgsim.environment import episode_update
 
 ENGINES = ("mesa", "numba")
 PROGRAMME_STRATEGIES = ("bpo", "bpm", "bpo_bpm", "bso")
-
-
-@functools.cache
-def simulate(overrides: tuple[str, ...], engine: str) -> orgsim.SimulationResult:
-    """Compose ``conf/`` with ``overrides`` and simulate it on ``engine``, keeping team records."""
-    return orgsim.simulate(orgsim.compose(list(overrides)), engine=engine, teams=True)
 
 
 def floats(res, column: str) -> np.ndarray:

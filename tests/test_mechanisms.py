@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import kpi_array, team_array
+from helpers import run_teams as simulate
 
 import orgsim
 from orgsim.engine_mesa import Firm
@@ -69,10 +70,6 @@ TIE = 1e-9  # window means closer than this are ties (running sums differ from n
 def test_hand_model_matches_the_documented_steady_costs():
     np.testing.assert_array_equal(STEADY_COST, [110.0] * 3 + [115.0] * 3 + [260.0] * 3 + [1280.0])
     assert UNIT_MARGIN == 3.0
-
-
-def simulate(overrides: list[str], engine: str) -> orgsim.SimulationResult:
-    return orgsim.simulate(orgsim.compose(overrides), engine=engine, teams=True)
 
 
 def outputs(res: orgsim.SimulationResult) -> dict[str, np.ndarray]:
