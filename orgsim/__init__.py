@@ -10,42 +10,22 @@ engine). :mod:`orgsim.results` queries stored runs.
 
 from __future__ import annotations
 
+from importlib import import_module as _import_module
 from importlib import metadata as _metadata
 
+from .config import Config, ConfigError, compose, config_from_dict
 
-def _configure_numba_cache() -> None:
-    """Keep Numba's on-disk cache per version of orgsim's source.
-
-    Numba invalidates a cached function when its own file changes, but not when a kernel it
-    inlines from another module does; a cache directory keyed by a hash of all of orgsim's
-    sources never serves stale machine code. ``NUMBA_CACHE_DIR``, if set, wins.
-    """
-    import hashlib
-    import os
-    from pathlib import Path
-
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        return
-    digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.name.encode() + path.read_bytes())
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    target = root / "orgsim" / "numba" / digest.hexdigest()[:16]
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-    except OSError:  # no writable cache home: Numba's default (__pycache__) is used
-        return
-    import numba
-
-    numba.config.CACHE_DIR = str(target)
-
-
-_configure_numba_cache()  # before any module that compiles kernels is imported
-
-from . import results  # noqa: E402
-from .config import Config, ConfigError, compose, config_from_dict  # noqa: E402
-from .management import AccountabilityRule  # noqa: E402
-from .simulation import KPI_COLUMNS, TEAM_COLUMNS, SimulationResult, simulate  # noqa: E402
+# The rest loads on first use (PEP 562), so that the command line validates a config without
+# importing Numba, pandas and the kernels: name -> module that defines it.
+_LAZY = {
+    "AccountabilityRule": "management",
+    "KPI_COLUMNS": "simulation",
+    "TEAM_COLUMNS": "simulation",
+    "ModelError": "simulation",
+    "SimulationResult": "simulation",
+    "simulate": "simulation",
+}
+_SUBMODULES = ("results",)
 
 try:
     __version__ = _metadata.version("orgsim")
@@ -58,6 +38,7 @@ __all__ = [
     "AccountabilityRule",
     "Config",
     "ConfigError",
+    "ModelError",
     "SimulationResult",
     "__version__",
     "compose",
@@ -65,3 +46,17 @@ __all__ = [
     "results",
     "simulate",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(_import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return _import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'orgsim' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))

@@ -18,6 +18,8 @@ import math
 import numpy as np
 from numba import njit
 
+from . import _numba_cache  # noqa: F401  (first: where Numba caches the kernels)
+
 # streams: one per random mechanism, so adding draws to one mechanism never shifts another
 DEMAND_NOISE = 1
 DEMAND_SHOCK = 2

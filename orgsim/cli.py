@@ -8,12 +8,19 @@ renamed, so a killed run leaves no partial file. A sweep (``-m``) puts each run 
 ``meta.json`` records the same resolved config and computes the rest.
 
 Bad values are caught before Hydra creates any output directory: the command prints one line
-that names the field, its value and what is allowed, and exits with status 2. An output
-directory that cannot be written gives one line and exit status 1; finished runs are kept.
+that names the field, its value and what is allowed, and exits with status 2 (so does an output
+directory that cannot be created). A write that fails during a run (a full disk) gives one line
+and exit status 1; finished runs are kept.
+
+A sweep whose runs are all complete (``meta.json`` present, every file matching its recorded
+size and SHA-256) is not launched again: the command prints the sweep's table and returns. A
+sweep prints one line per run and, at the end, one table of every run; each run's own summary
+is in its ``summary.txt``.
 """
 
 from __future__ import annotations
 
+import copy
 import errno
 import hashlib
 import itertools
@@ -21,12 +28,16 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from ._io import atomic_write, check_files, read_meta, write_meta
 from .config import (
     CONF_DIR,
     ConfigError,
+    check_repeated,
     compose_hydra,
     config_dir,
     config_from_dict,
@@ -53,14 +64,16 @@ _PRINT_FLAGS = {"--cfg", "-c", "--resolve", "--info", "-i"}
 
 
 class OutputError(RuntimeError):
-    """The output directory cannot be written (permissions, full disk, not a directory)."""
+    """A run's outputs could not be written (a full disk, a directory removed under it)."""
 
 
 # --------------------------------------------------------------------------------------------
 # validation before Hydra writes anything
 # --------------------------------------------------------------------------------------------
 def _expand(overrides: list[str]) -> list[list[str]]:
-    """Expand sweep overrides (``a=1,2``, ``seed=range(0,3)``) into single-run override lists."""
+    """Expand sweep overrides (``a=1,2``, ``seed=range(0,3)``) into single-run override lists.
+
+    A sweep that cannot be expanded (``seed=range(0,3,0)``) is a ConfigError naming its key."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(overrides)
@@ -68,7 +81,14 @@ def _expand(overrides: list[str]) -> list[list[str]]:
     for ov in parsed:
         if ov.is_sweep_override():
             key = ov.get_key_element()
-            choices.append([f"{key}={v}" for v in ov.sweep_string_iterator()])
+            try:
+                values = list(ov.sweep_string_iterator())
+            except Exception as exc:
+                value = ov.input_line.partition("=")[2]
+                raise ConfigError(
+                    f"{key.lstrip('+~')} == {value!r}, must be a sweep that gives values ({hydra_error_line(exc)})"
+                ) from None
+            choices.append([f"{key}={v}" for v in values])
         else:  # as Hydra's sweeper writes it, so the override dirname is the one Hydra uses
             choices.append([f"{ov.get_key_element()}={ov.get_value_element_as_str()}"])
     return [list(c) for c in itertools.product(*choices)]
@@ -89,12 +109,81 @@ def _hydra_view(overrides: list[str]) -> dict:
     return hydra
 
 
+@dataclass
+class PlannedRun:
+    """One run of the command line, composed and validated before Hydra starts."""
+
+    overrides: list[str]  #: the run's own overrides, as Hydra's sweeper writes them
+    config: object  #: its validated Config
+    out: Path | None  #: its directory (None: Hydra names it when the job starts)
+    run_id: str
+    done: bool = False  #: complete and verified before this command
+    why: str | None = None  #: why an earlier run in ``out`` is computed again
+
+
+class _Composer:
+    """Composes the runs of one command line: Hydra composes each distinct choice of config
+    groups once, and a run's value overrides are applied to a copy as Hydra applies them after
+    composing (``ConfigLoaderImpl._apply_overrides_to_config``), with Hydra's bookkeeping
+    (``hydra.overrides.task``, ``hydra.job.override_dirname``). A sweep of 75 runs over 15
+    choices of groups composes 15 times instead of 75; ``tests/test_cli.py`` checks that every
+    run equals a full compose."""
+
+    def __init__(self, overrides: list[str]):
+        self._groups = self._group_names(overrides)
+        self._base: dict[tuple[str, ...], object] = {}
+
+    @staticmethod
+    def _group_names(overrides: list[str]) -> set[str]:
+        roots = [config_dir()]
+        for ov in overrides:
+            key, _, value = ov.partition("=")
+            if key == "hydra.searchpath":
+                roots += [
+                    Path(p.strip().removeprefix("file://")) for p in value.strip("[]").split(",") if p.strip()
+                ]
+        return {d.name for root in roots if root.is_dir() for d in root.iterdir() if d.is_dir()}
+
+    def _composes(self, ov) -> bool:
+        """Whether an override takes part in composing (a config group choice, the search path)."""
+        key = ov.key_or_group
+        return "/" in key or key in self._groups or key == "hydra.searchpath" or ov.package is not None
+
+    def __call__(self, overrides: list[str]):
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+        from hydra.types import RunMode
+        from omegaconf import OmegaConf, open_dict
+
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        # as Hydra refuses a sweep value in a single run ("Ambiguous value for argument ...")
+        ConfigLoaderImpl.validate_sweep_overrides_legal(parsed, run_mode=RunMode.RUN, from_shell=True)
+        groups = tuple(o.input_line for o in parsed if self._composes(o))
+        if groups not in self._base:
+            self._base[groups] = compose_hydra(list(groups), hydra=True)
+        cfg = copy.deepcopy(self._base[groups])
+        values = [o for o in parsed if not self._composes(o)]
+        ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+        task = [o for o in parsed if not o.is_hydra_override()]
+        with open_dict(cfg.hydra):
+            cfg.hydra.overrides.task = [o.input_line for o in task]
+            cfg.hydra.overrides.hydra = [o.input_line for o in parsed if o.is_hydra_override()]
+            cfg.hydra.job.override_dirname = get_overrides_dirname(
+                overrides=task,
+                kv_sep=cfg.hydra.job.config.override_dirname.kv_sep,
+                item_sep=cfg.hydra.job.config.override_dirname.item_sep,
+                exclude_keys=OmegaConf.to_container(cfg.hydra.job.config.override_dirname.exclude_keys),
+            )
+        return cfg
+
+
 def validate_overrides(overrides: list[str], multirun: bool, *, runs_write: bool = True) -> dict:
     """Compose and validate every run the command line asks for; raise ConfigError if any is bad.
 
     With ``runs_write`` (the runs will be computed and written) each run's memory need and output
-    directory are checked too. Returns the composed ``hydra`` node (with ``_mode``, ``_run_dir``
-    and ``_sweep_dir``).
+    directory are checked too, and each run's earlier files are verified. Returns the composed
+    ``hydra`` node (with ``_mode``, ``_run_dir``, ``_sweep_dir``, ``_multirun`` and ``_runs``,
+    the list of :class:`PlannedRun`).
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -109,9 +198,12 @@ def validate_overrides(overrides: list[str], multirun: bool, *, runs_write: bool
             raise ConfigError(
                 f"{key.lstrip('+~')} == {value!r}, must be a valid override value ({reason})"
             ) from None
+    check_repeated(overrides)
     try:
         parsed = parser.parse_overrides(overrides)
         hydra = _hydra_view([o.input_line for o in parsed if not o.is_sweep_override()])
+    except ConfigError:
+        raise
     except Exception as exc:
         raise ConfigError(hydra_error_line(exc)) from None
     multirun = multirun or "MULTIRUN" in hydra["_mode"]
@@ -123,6 +215,8 @@ def validate_overrides(overrides: list[str], multirun: bool, *, runs_write: bool
             runs = _expand(user + extra)
         else:
             runs = [user]
+    except ConfigError:
+        raise
     except Exception as exc:
         raise ConfigError(hydra_error_line(exc)) from None
     if not runs:
@@ -142,37 +236,44 @@ def validate_overrides(overrides: list[str], multirun: bool, *, runs_write: bool
         )
     # Hydra's own overrides (hydra.run.dir, hydra.sweep.subdir, ...) place the runs
     place = [o.input_line for o in parsed if not o.is_sweep_override() and o.input_line not in user]
+    compose_run = _Composer(overrides)
     claimed: dict[Path, str] = {}  # run directory -> run id, so two runs never share one
+    planned = []
     for run in runs:
         try:
-            data, out = _compose_run(run + place, multirun)
+            data, out = _compose_run(compose_run(run + place), multirun)
+        except ConfigError:
+            raise
         except Exception as exc:
             raise ConfigError(hydra_error_line(exc)) from None
         config = config_from_dict(data)
+        item = PlannedRun(run, config, out, run_id(config))
         if runs_write:
-            from .simulation import check_memory
+            from .schema import check_memory
 
             check_memory(config, config.output.teams)
-            rid = run_id(config)
-            check_free(out, config, multirun, rid)
-            if out is not None and claimed.setdefault(out, rid) != rid:
+            check_free(out, config, multirun, item.run_id)
+            if out is not None and claimed.setdefault(out, item.run_id) != item.run_id:
                 field = "hydra.sweep.subdir" if multirun else "hydra.run.dir"
                 raise ConfigError(
                     f"{field} == {str(out)!r} for two runs of different configs, must differ between "
                     "runs (as the default does)"
                 )
+            if out is not None:
+                item.done, item.why = run_status(out, item.run_id, teams=config.output.teams)
+        planned.append(item)
     hydra["_multirun"] = multirun
+    hydra["_runs"] = planned
     return hydra
 
 
-def _compose_run(overrides: list[str], multirun: bool) -> tuple[dict, Path | None]:
-    """The config dict of one run (as :func:`orgsim.config.compose_dict`) and the directory
-    Hydra will write it to: ``hydra.run.dir``, or ``hydra.sweep.dir/hydra.sweep.subdir`` (the
-    override dirname, which Hydra computes from the same overrides) in a sweep; ``None`` when
-    the directory depends on values Hydra sets only when the job starts."""
+def _compose_run(cfg, multirun: bool) -> tuple[dict, Path | None]:
+    """The config dict of one composed run (as :func:`orgsim.config.compose_dict`) and the
+    directory Hydra will write it to: ``hydra.run.dir``, or ``hydra.sweep.dir/hydra.sweep.subdir``
+    (the override dirname, which Hydra computes from the same overrides) in a sweep; ``None``
+    when the directory depends on values Hydra sets only when the job starts."""
     from omegaconf import OmegaConf
 
-    cfg = compose_hydra(overrides, hydra=True)
     parts = ("sweep", ("dir", "subdir")) if multirun else ("run", ("dir",))
     raw = OmegaConf.to_container(cfg.hydra[parts[0]], resolve=False)  # before interpolation
     out = None
@@ -183,26 +284,13 @@ def _compose_run(overrides: list[str], multirun: bool) -> tuple[dict, Path | Non
     return job_dict(cfg), out
 
 
-def _meta(out: Path) -> dict | None:
-    """The ``meta.json`` of the run directory ``out`` (a run writes it last: a complete run);
-    ``None`` if there is none, ``{}`` if it is not a readable JSON object."""
-    meta = out / "meta.json"
-    if not meta.exists():
-        return None
-    try:
-        info = json.loads(meta.read_text())
-    except (OSError, ValueError):
-        return {}
-    return info if isinstance(info, dict) else {}
-
-
 def check_free(out: Path | None, config, multirun: bool, rid: str | None = None) -> None:
     """Raise ConfigError if ``out`` holds a complete run of another config (its results would be
     replaced). A complete run of the same config is fine: the run is skipped, or recomputed with
     the same numbers when it lacks team records that are now asked for."""
     if out is None:
         return
-    info = _meta(Path(out))
+    info = read_meta(Path(out))
     if info is None:
         return
     old = info.get("run_id")
@@ -220,18 +308,27 @@ def check_free(out: Path | None, config, multirun: bool, rid: str | None = None)
     )
 
 
-def check_writable(directory: str | os.PathLike) -> None:
-    """Raise OutputError unless ``directory`` (or its nearest existing parent) takes a file."""
+def check_writable(directory: str | os.PathLike, field: str = "hydra.run.dir") -> None:
+    """Raise ConfigError (naming ``field``) unless ``directory`` can be created and written: its
+    nearest existing parent is a directory that takes a new directory (tried, and removed at
+    once: ``os.access`` says yes as root even where the kernel says no, as in ``/proc``)."""
+    shown = str(directory)
     path = Path(directory).absolute()
     probe = path
     while not probe.exists():
         probe = probe.parent
+    rule = "a directory that can be created and written"
     if not probe.is_dir():
-        raise OutputError(
-            f"output directory {str(path)!r} cannot be created: {str(probe)!r} is not a directory"
-        )
+        raise ConfigError(f"{field} == {shown!r}, must be {rule}: {str(probe)!r} is not a directory")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise OutputError(f"output directory {str(path)!r} is not writable")
+        raise ConfigError(f"{field} == {shown!r}, must be {rule}: {str(probe)!r} is not writable")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".orgsim-probe-", dir=probe))
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(
+            f"{field} == {shown!r}, must be {rule}: {str(probe)!r} refuses new directories ({reason})"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,15 +370,24 @@ def _typed(config, key: str):
     return list(obj) if isinstance(obj, tuple) else obj
 
 
-def is_complete(out: Path, rid: str, *, teams: bool = False) -> bool:
-    """Whether ``out`` holds the complete run ``rid`` (with its team records if ``teams``)."""
-    info = _meta(out)
+def run_status(out: Path, rid: str, *, teams: bool = False) -> tuple[bool, str | None]:
+    """Whether ``out`` holds the complete run ``rid`` (with its team records if ``teams``) with
+    every file as its ``meta.json`` records it (size and SHA-256); if not, why it must be
+    computed again (``None``: there is no run to recompute)."""
+    info = read_meta(out)
+    if info is None:
+        return False, None
     if not info:
-        return False
-    files = info.get("files", [])
+        return False, "its meta.json does not read as a JSON object"
+    if info.get("run_id") != rid:
+        return False, f"it holds run {info.get('run_id')}, not {rid}"
+    files = info.get("files")
+    if not isinstance(files, dict) or not info.get("complete"):
+        return False, "its meta.json records no file checksums (written by an older orgsim)"
     if teams and "teams.parquet" not in files:
-        return False
-    return info.get("run_id") == rid and all((out / f).exists() for f in files)
+        return False, "it has no team records, and output.teams=true asks for them"
+    problem = check_files(out, files)
+    return (problem is None), problem
 
 
 def describe_os_error(exc: OSError, out: Path) -> str:
@@ -298,12 +404,12 @@ def write_run(result, out: Path, overrides: list[str], *, teams: bool) -> list[s
     """Write one run's files into ``out`` (``meta.json`` last); return the file names."""
     from omegaconf import OmegaConf
 
-    from .plots import fan_chart
-    from .simulation import atomic_write
+    from .plots import fan_chart, key_kpis
 
     config = result.config
     rid = run_id(config)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "meta.json").unlink(missing_ok=True)  # the directory holds no complete run until it is rewritten
     for stale in out.glob(".*.tmp"):  # left by a run that was killed while writing
         stale.unlink(missing_ok=True)
     if not teams:  # team records of an earlier, unfinished run must not pass as this run's
@@ -319,14 +425,20 @@ def write_run(result, out: Path, overrides: list[str], *, teams: bool) -> list[s
         except AttributeError:
             continue
         columns[key] = json.dumps(value) if isinstance(value, list) else value
-    files = result.to_parquet(out, teams=teams, extra_columns=columns, write_meta=False)
+    written = result.to_parquet(out, teams=teams, extra_columns=columns, write_meta=False)
     atomic_write(out / "config.yaml", lambda p: Path(p).write_text(OmegaConf.to_yaml(config.to_dict())))
-    atomic_write(out / "fan_chart.png", lambda p: fan_chart(result.kpis, p))
-    names = [*(Path(f).name for f in files.values()), "config.yaml", "fan_chart.png"]
+    shown = key_kpis(config.finance.enabled, config.culture.enabled)
+    kpis = result.kpis.assign(scenario=config.scenario.name, environment=config.environment.name)
+    atomic_write(
+        out / "fan_chart.png",
+        lambda p: fan_chart(kpis, p, shown, time_unit=config.scenario.time_unit),
+    )
+    atomic_write(out / "summary.txt", lambda p: Path(p).write_text(result.summary() + "\n"))
+    files = {**result.file_rows(written), "config.yaml": {}, "fan_chart.png": {}, "summary.txt": {}}
     meta = result.metadata()
-    meta.update(run_id=rid, git_commit=git_commit(), overrides=list(overrides), files=names)
-    atomic_write(out / "meta.json", lambda p: Path(p).write_text(json.dumps(meta, indent=2, sort_keys=True)))
-    return names
+    meta.update(run_id=rid, git_commit=git_commit(), overrides=list(overrides), headline=result.headline())
+    write_meta(out, meta, files)
+    return list(files)
 
 
 def _run(cfg) -> None:
@@ -345,18 +457,25 @@ def _run(cfg) -> None:
     out = Path(hc.runtime.output_dir)
     overrides = list(hc.overrides.task)
     rid = run_id(config)
-    if is_complete(out, rid, teams=config.output.teams):
-        print(f"skip {out}: already complete (run {rid})")
+    multirun = hc.mode is not None and "MULTIRUN" in str(hc.mode)
+    check_free(out, config, multirun, rid)
+    done, why = run_status(out, rid, teams=config.output.teams)
+    if done:
+        print(f"skip {out}: already complete (run {rid}, files verified)")
         return
-    check_free(out, config, hc.mode is not None and "MULTIRUN" in str(hc.mode), rid)
+    if why:
+        print(f"recompute {out}: {why}")
     start = time.perf_counter()
     result = simulate(config, teams=config.output.teams)  # progress bar when long, on a terminal
     try:
         write_run(result, out, overrides, teams=config.output.teams)
     except OSError as exc:
         raise OutputError(describe_os_error(exc, out)) from None
-    print(result.summary())
-    print(f"outputs: {out} ({time.perf_counter() - start:.1f} s)")
+    if multirun:  # the sweep prints one table at the end; the run's summary is in summary.txt
+        print(f"done {out} ({time.perf_counter() - start:.1f} s)", flush=True)
+    else:
+        print(result.summary())
+        print(f"outputs: {out} ({time.perf_counter() - start:.1f} s)")
 
 
 def _task(cfg) -> None:
@@ -368,6 +487,92 @@ def _task(cfg) -> None:
     except ConfigError as exc:
         print(f"orgsim: error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+def _cell(value: dict | None) -> str:
+    if not value or value.get("mean") is None:
+        return "-"
+    share = value.get("unit") == "share"
+    text = f"{value['mean']:.1%}" if share else f"{value['mean']:,.1f}"
+    if value.get("se") is not None:
+        text += f" ± {value['se']:.1%}" if share else f" ± {value['se']:,.1f}"
+    return text
+
+
+def sweep_table(runs: list[PlannedRun]) -> str:
+    """One line per run of a sweep: the overrides that vary, whether it was computed now or
+    skipped, and its headline outcomes (mean ± standard error over its firms) from meta.json."""
+    import pandas as pd
+
+    keys: dict[str, set[str]] = {}
+    for run in runs:
+        for ov in run.overrides:
+            key, _, value = ov.partition("=")
+            keys.setdefault(key.lstrip("+~"), set()).add(value)
+    varying = [k for k, values in keys.items() if len(values) > 1] or list(keys)[:1]
+    rows, outcomes = [], {}
+    for run in runs:
+        values = dict(ov.lstrip("+~").partition("=")[::2] for ov in run.overrides)
+        meta = read_meta(run.out) if run.out is not None else None
+        row = {k: values.get(k, "") for k in varying}
+        row["status"] = (
+            "skipped" if run.done else ("computed" if meta and meta.get("complete") else "not written")
+        )
+        headline = (meta or {}).get("headline") or {}
+        row["firms"] = run.config.n_orgs
+        for name in ("cumulative_fcf", "survival", "fill_rate", "operating_cost"):
+            if name in headline:
+                unit = headline[name].get("unit")
+                outcomes[name] = f"{name} ({'%' if unit == 'share' else unit})"
+                row[outcomes[name]] = _cell(headline[name])
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if "cumulative_fcf" in outcomes and "operating_cost" in outcomes:  # with finance: the financial outcomes
+        table = table.drop(columns=outcomes["operating_cost"])
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_rows", 10_000):
+        text = table.to_string(index=False)
+    computed = sum(r["status"] == "computed" for r in rows)
+    skipped = sum(r["status"] == "skipped" for r in rows)
+    return (
+        f"sweep: {len(runs)} runs, {computed} computed now, {skipped} skipped (complete before)\n{text}\n"
+        "mean ± standard error of the mean over the run's firms; each run's summary.txt has more"
+    )
+
+
+#: Hydra's flags that take a value ("--flag value" or "--flag=value")
+_VALUE_FLAGS = {
+    "--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd", "--cfg", "-c",
+    "--package", "-p", "--experimental-rerun", "--shell-completion", "-sc",
+}  # fmt: skip
+_INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+
+def _check_arguments(argv: list[str]) -> None:
+    """Raise ConfigError for an argument that is neither a flag, a flag's value nor an override
+    (``""``, ``n_orgs``): Hydra would stop with a message that names nothing."""
+    previous = ""
+    for arg in argv:
+        takes_value = previous in _VALUE_FLAGS or (previous in ("--info", "-i") and arg in _INFO_VALUES)
+        if not arg.startswith("-") and "=" not in arg and not arg.startswith("~") and not takes_value:
+            raise ConfigError(f"override == {arg!r}, must be key=value (e.g. n_orgs=4) or a flag such as -m")
+        previous = arg if arg.startswith("-") and "=" not in arg else ""
+
+
+def _prepare_numba(runs: list[PlannedRun]) -> None:
+    """Before a sweep starts its workers: if a numba run is to be computed and Numba's cache
+    lacks the kernel, compile it here once (with one line saying so), so that the workers load
+    it instead of compiling side by side."""
+    todo = [r for r in runs if not r.done and r.config.engine == "numba"]
+    if not todo:
+        return
+    from . import engine_numba
+    from .simulation import simulate
+
+    if engine_numba.cached_on_disk() is not False:
+        return
+    for teams in sorted({r.config.output.teams for r in todo}):
+        cfg = next(r.config for r in todo if r.config.output.teams == teams)
+        simulate(cfg.replace(n_orgs=1, periods=1), teams=teams)  # prints the compile notice
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -398,21 +603,35 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+    hydra = None
     if printing or not flags & _HYDRA_INFO_FLAGS:
         try:
+            _check_arguments(argv)
             hydra = validate_overrides(overrides, multirun, runs_write=not printing)
             for key in ("_run_dir", "_sweep_dir"):
                 if not str(hydra[key]).strip():
                     field = "hydra.run.dir" if key == "_run_dir" else "hydra.sweep.dir"
                     raise ConfigError(f"{field} == '', must be a directory path")
             if not printing:
-                check_writable(hydra["_sweep_dir"] if hydra["_multirun"] else hydra["_run_dir"])
+                if hydra["_multirun"]:
+                    check_writable(hydra["_sweep_dir"], "hydra.sweep.dir")
+                else:
+                    check_writable(hydra["_run_dir"], "hydra.run.dir")
         except ConfigError as exc:
             print(f"orgsim: error: {exc}", file=sys.stderr)
             return 2
-        except OutputError as exc:
-            print(f"orgsim: error: {exc}", file=sys.stderr)
-            return 1
+    runs = hydra["_runs"] if hydra is not None and not printing else None
+    if runs and all(r.done and r.out is not None for r in runs):  # nothing to compute: no Hydra launch
+        if hydra["_multirun"]:
+            print(sweep_table(runs))
+        else:
+            print(f"skip {runs[0].out}: already complete (run {runs[0].run_id}, files verified)")
+            summary = runs[0].out / "summary.txt"
+            if summary.exists():
+                print(summary.read_text().rstrip())
+        return 0
+    if runs and hydra["_multirun"]:
+        _prepare_numba(runs)
     import hydra as hydra_lib
 
     from .config import register_configs
@@ -421,7 +640,28 @@ def main(argv: list[str] | None = None) -> int:
     app = hydra_lib.main(version_base="1.3", config_path=str(config_dir()), config_name="config")(_task)
     sys.argv = [sys.argv[0], *argv]
     app()
+    if runs and hydra["_multirun"] and all(r.out is not None for r in runs):
+        print(sweep_table(runs))
+        if not all(r.done for r in runs):
+            _sweep_figures(Path(hydra["_sweep_dir"]))
     return 0
+
+
+def _sweep_figures(sweep_dir: Path) -> None:
+    """Redraw the sweep directory's figures (strategies side by side, one PNG per environment)
+    after new runs; a figure that cannot be drawn is reported, the runs stay as they are."""
+    import warnings
+
+    from .results import plot
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the store's warnings were the runs' own lines
+            files = plot(sweep_dir)
+    except Exception as exc:  # pragma: no cover - the runs are written; a figure is a bonus
+        print(f"orgsim: warning: the sweep's figures were not drawn: {exc}", file=sys.stderr)
+        return
+    print("figures: " + ", ".join(str(f) for f in files))
 
 
 if __name__ == "__main__":  # pragma: no cover

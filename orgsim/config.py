@@ -62,6 +62,15 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 #: parameters (``demand.shock_duration``, ``finance.grace_periods``, ...) is bounded by it, as a
 #: longer one acts exactly like this one: no run has more periods
 _MAX_PERIODS = 100_000
+#: upper bounds of the quantities and money amounts, chosen so that no valid config can overflow
+#: the float range: a period's flows stay below ~1e40 and their sums over the longest run below
+#: ~1e50, far from 1.8e308 (docs/model.md §12, "Bounds"). They are orders of magnitude above any
+#: firm the model describes.
+_MAX_RATE = 1_000_000  #: units per period (demand level, demand step)
+_MAX_STOCK = 1_000_000_000  #: units (capacity per period, initial inventory, desired stock)
+_MAX_PRICE = 1_000_000  #: MU per unit or per unit and period (price, unit costs)
+_MAX_PERIOD_COST = 1_000_000_000  #: MU per period (a team's fixed cost, a programme's cost)
+_MAX_CASH = 1_000_000_000_000  #: MU (initial and minimum cash)
 
 
 def _show(value: Any) -> str:
@@ -168,17 +177,35 @@ def _set(obj, name, value):
 # --------------------------------------------------------------------------------------------
 # sections
 # --------------------------------------------------------------------------------------------
+#: what one period is (``scenario.time_unit``), and how many make a year (None: abstract)
+TIME_UNITS: dict[str, float | None] = {
+    "day": 365.0,
+    "week": 52.0,
+    "month": 12.0,
+    "quarter": 4.0,
+    "year": 1.0,
+    "period": None,
+}
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ScenarioConfig:
     """Which firm is simulated (``conf/scenario/*.yaml``)."""
 
     name: str = "multinational"
     description: str = ""
+    time_unit: str = "week"
 
     def __post_init__(self):
         _name("scenario.name", self.name)
         if not isinstance(self.description, str):
             _fail("scenario.description", self.description, "a string")
+        _choice("scenario.time_unit", self.time_unit, tuple(TIME_UNITS))
+
+    @property
+    def periods_per_year(self) -> float | None:
+        """Periods in a year for the scenario's time unit (``None`` for an abstract period)."""
+        return TIME_UNITS[self.time_unit]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -257,12 +284,14 @@ class NetworkConfig:
         _set(
             self,
             "capacity",
-            _per_stage("network.capacity", self.capacity, n, allow_none=True, lo=0, lo_open=True),
+            _per_stage(
+                "network.capacity", self.capacity, n, allow_none=True, lo=0, lo_open=True, hi=_MAX_STOCK
+            ),
         )
         _set(
             self,
             "initial_inventory",
-            _per_stage("network.initial_inventory", self.initial_inventory, n, lo=0),
+            _per_stage("network.initial_inventory", self.initial_inventory, n, lo=0, hi=_MAX_STOCK),
         )
         _bool("network.integer_units", self.integer_units)
 
@@ -293,7 +322,7 @@ class DemandConfig:
     allow_negative: bool = False
 
     def __post_init__(self):
-        _set(self, "level", _num("demand.level", self.level, lo=0))
+        _set(self, "level", _num("demand.level", self.level, lo=0, hi=_MAX_RATE))
         _set(self, "trend", _num("demand.trend", self.trend, lo=-0.01, hi=0.01))
         _set(self, "seasonality", _num("demand.seasonality", self.seasonality, lo=0, hi=1))
         _set(self, "season_period", _num("demand.season_period", self.season_period, lo=2, integer=True))
@@ -311,7 +340,7 @@ class DemandConfig:
             "step_period",
             _num("demand.step_period", self.step_period, lo=0, hi=_MAX_PERIODS, integer=True),
         )
-        _set(self, "step_size", _num("demand.step_size", self.step_size))
+        _set(self, "step_size", _num("demand.step_size", self.step_size, lo=-_MAX_RATE, hi=_MAX_RATE))
         _bool("demand.allow_negative", self.allow_negative)
 
 
@@ -358,7 +387,7 @@ class CostConfig:
     unmet: str = "backlog"
 
     def __post_init__(self):
-        _set(self, "material", _num("costs.material", self.material, lo=0))
+        _set(self, "material", _num("costs.material", self.material, lo=0, hi=_MAX_PRICE))
         _choice("costs.unmet", self.unmet, ("backlog", "lost_sales"))
 
 
@@ -412,9 +441,9 @@ class FinanceConfig:
 
     def __post_init__(self):
         _bool("finance.enabled", self.enabled)
-        _set(self, "price", _num("finance.price", self.price, lo=0))
-        _set(self, "initial_cash", _num("finance.initial_cash", self.initial_cash, lo=0))
-        _set(self, "min_cash", _num("finance.min_cash", self.min_cash, lo=0))
+        _set(self, "price", _num("finance.price", self.price, lo=0, hi=_MAX_PRICE))
+        _set(self, "initial_cash", _num("finance.initial_cash", self.initial_cash, lo=0, hi=_MAX_CASH))
+        _set(self, "min_cash", _num("finance.min_cash", self.min_cash, lo=0, hi=_MAX_CASH))
         _set(self, "interest_rate", _num("finance.interest_rate", self.interest_rate, lo=0, hi=0.1))
         _set(
             self,
@@ -531,14 +560,16 @@ class ManagementConfig:
         _set(self, "initial_maturity", _num(m + "initial_maturity", self.initial_maturity, lo=0, hi=1))
         _set(self, "bpo_every", _num(m + "bpo_every", self.bpo_every, lo=0, hi=520, integer=True))
         _set(self, "bpo_size", _num(m + "bpo_size", self.bpo_size, lo=0, hi=1))
-        _set(self, "bpo_cost", _num(m + "bpo_cost", self.bpo_cost, lo=0))
+        _set(self, "bpo_cost", _num(m + "bpo_cost", self.bpo_cost, lo=0, hi=_MAX_PERIOD_COST))
         _choice(m + "bpo_target", self.bpo_target, ("worst_local", "constraint"))
         _set(self, "bpo_erosion", _num(m + "bpo_erosion", self.bpo_erosion, lo=0, hi=1))
         _set(self, "bpm_rate", _num(m + "bpm_rate", self.bpm_rate, lo=0, hi=1))
-        _set(self, "bpm_cost", _num(m + "bpm_cost", self.bpm_cost, lo=0))
+        _set(self, "bpm_cost", _num(m + "bpm_cost", self.bpm_cost, lo=0, hi=_MAX_PERIOD_COST))
         _choice(m + "bpm_focus", self.bpm_focus, ("uniform", "constraint"))
         _set(self, "alignment_rate", _num(m + "alignment_rate", self.alignment_rate, lo=0, hi=1))
-        _set(self, "alignment_cost", _num(m + "alignment_cost", self.alignment_cost, lo=0))
+        _set(
+            self, "alignment_cost", _num(m + "alignment_cost", self.alignment_cost, lo=0, hi=_MAX_PERIOD_COST)
+        )
         _set(self, "alignment_weight", _num(m + "alignment_weight", self.alignment_weight, lo=0, hi=1))
         _set(
             self, "socialisation_boost", _num(m + "socialisation_boost", self.socialisation_boost, lo=0, hi=1)
@@ -630,13 +661,21 @@ class Config:
         # section objects (a section passed in by the caller is never changed)
         p = dataclasses.replace(
             self.policy,
-            s_prime=_per_stage("policy.s_prime", self.policy.s_prime, n, allow_none=True),
+            s_prime=_per_stage(
+                "policy.s_prime", self.policy.s_prime, n, allow_none=True, lo=-_MAX_STOCK, hi=_MAX_STOCK
+            ),
             cover=_per_stage("policy.cover", self.policy.cover, n, lo=0, hi=520),
         )
         c = dataclasses.replace(
             self.costs,
             **{
-                k: _per_stage(f"costs.{k}", getattr(self.costs, k), n, lo=0)
+                k: _per_stage(
+                    f"costs.{k}",
+                    getattr(self.costs, k),
+                    n,
+                    lo=0,
+                    hi=_MAX_PERIOD_COST if k == "fixed" else _MAX_PRICE,
+                )
                 for k in ("holding", "backlog", "unit", "fixed")
             },
         )
@@ -657,6 +696,20 @@ class Config:
                 _fail("demand.level", self.demand.level, "a whole number when network.integer_units is true")
         if p.allow_negative_orders and self.network.integer_units:
             _fail("policy.allow_negative_orders", True, "false when network.integer_units is true")
+        if p.allow_negative_orders:
+            # orders without a floor make the ordering rule a linear system, stable only when the
+            # supply line weighs at least half (docs/model.md §7.10); with the culture layer on,
+            # an ignorant team weighs it β·(1 − λ_β)
+            why = "when policy.allow_negative_orders is true (below it, orders without a floor diverge)"
+            if p.beta < 0.5:
+                _fail("policy.beta", p.beta, f">= 0.5 {why}")
+            if self.culture.enabled and p.beta * (1.0 - self.culture.beta_sensitivity) < 0.5:
+                _fail(
+                    "culture.beta_sensitivity",
+                    self.culture.beta_sensitivity,
+                    f"<= 1 − 0.5/policy.beta = {1 - 0.5 / p.beta:.4g}, so that an ignorant team's "
+                    f"supply-line weight β·(1 − λ_β) stays >= 0.5, {why}",
+                )
 
     # ---- conveniences ------------------------------------------------------------------
     def replace(self, **changes) -> Config:
@@ -688,6 +741,56 @@ class Config:
         if data["network"]["roles"] == [f"stage{k}" for k in range(self.network.stages)]:
             data["network"]["roles"] = None
         return data
+
+
+#: role names of the classic networks, customer first: a scenario's roles that follow one of
+#: them are extended (or cut) along it when ``network.stages`` changes
+ROLE_SEQUENCES = (
+    ("retailer", "wholesaler", "distributor", "factory"),
+    ("sales", "distribution", "production", "sourcing"),
+)
+
+
+def _roles_for(roles: Any, stages: int) -> Any:
+    """``roles`` fitted to ``stages`` if they follow a :data:`ROLE_SEQUENCES` entry (further
+    stages beyond the sequence are named ``stage<k>``); otherwise unchanged."""
+    if not isinstance(roles, (list, tuple)) or len(roles) == stages or not roles:
+        return roles
+    for seq in ROLE_SEQUENCES:
+        if tuple(roles) == seq[: len(roles)]:
+            return [*seq[:stages], *(f"stage{k}" for k in range(len(seq), stages))]
+    return roles
+
+
+def _fit_stages(data: dict) -> dict:
+    """Check every per-stage value of a config dict against ``network.stages`` at once.
+
+    A scalar applies to every stage and role names that follow a classic sequence are fitted;
+    every list of another length is named in one ConfigError, so that changing the number of
+    stages takes one round trip (``network.stages=2`` on a four-stage scenario)."""
+    net = data.get("network", {})
+    if not isinstance(net, dict):
+        return data
+    stages = net.get("stages", NetworkConfig.__dataclass_fields__["stages"].default)
+    if isinstance(stages, bool) or not isinstance(stages, numbers.Integral) or not 1 <= stages <= 12:
+        return data  # the network's own check names a bad stage count
+    stages = int(stages)
+    if net.get("roles") is not None:
+        fitted = _roles_for(net["roles"], stages)
+        if fitted is not net["roles"]:
+            data = {**data, "network": {**net, "roles": fitted}}
+    wrong = []
+    for section, key in (*_PER_STAGE[:5], ("network", "roles"), *_PER_STAGE[5:]):
+        values = (data.get(section) or {}).get(key) if isinstance(data.get(section, {}), dict) else None
+        if isinstance(values, (list, tuple)) and len(values) != stages:
+            wrong.append(f"{section}.{key} ({len(values)})")
+    if wrong:
+        raise ConfigError(
+            f"network.stages == {stages}, but {len(wrong)} per-stage value{'s' if len(wrong) > 1 else ''} "
+            f"{'have' if len(wrong) > 1 else 'has'} another number of entries: {', '.join(wrong)}; "
+            f"give each {stages} values, customer first (or one value for every stage)"
+        )
+    return data
 
 
 def _build(cls, data: Any, path: str):
@@ -736,10 +839,13 @@ def with_changes(data: dict, changes: dict) -> dict:
 
 
 def config_from_dict(data: Mapping) -> Config:
-    """Build and validate a :class:`Config` from a nested mapping (missing keys take defaults)."""
+    """Build and validate a :class:`Config` from a nested mapping (missing keys take defaults).
+
+    Every per-stage value is checked against ``network.stages`` first, in one message
+    (:func:`_fit_stages`)."""
     if not isinstance(data, Mapping):
         _fail("config", data, "a mapping of config sections and values (e.g. {'n_orgs': 4})")
-    return _build(Config, dict(data), "")
+    return _build(Config, _fit_stages(dict(data)), "")
 
 
 # --------------------------------------------------------------------------------------------
@@ -761,10 +867,13 @@ def _schema_node():
 
 
 def register_configs() -> None:
-    """Store the schema in Hydra's ConfigStore as ``orgsim_schema`` (the base of config.yaml)."""
+    """Store the schema in Hydra's ConfigStore as ``orgsim_schema`` (the base of config.yaml),
+    once per process (Hydra hands out copies of a stored node, so it is never changed)."""
     from hydra.core.config_store import ConfigStore
 
-    ConfigStore.instance().store(name="orgsim_schema", node=_schema_node())
+    store = ConfigStore.instance()
+    if "orgsim_schema.yaml" not in store.repo:
+        store.store(name="orgsim_schema", node=_schema_node())
 
 
 def config_dir() -> Path:
@@ -785,17 +894,50 @@ def compose_hydra(overrides: list[str] | None = None, *, hydra: bool = False):
     from hydra.core.global_hydra import GlobalHydra
 
     overrides = _override_list(overrides)
+    roots = [config_dir()]
+    for ov in overrides:  # a researcher's own config directory (--config-dir)
+        key, _, value = ov.partition("=")
+        if key == "hydra.searchpath":
+            roots += [
+                Path(p.strip().removeprefix("file://")) for p in value.strip("[]").split(",") if p.strip()
+            ]
     for ov in overrides:
         key, _, value = ov.partition("=")
-        group = config_dir() / key.lstrip("+~")
-        if value.strip() in ("null", "None") and key and group.is_dir():
-            options = ", ".join(repr(p.stem) for p in sorted(group.glob("*.yaml")))
-            _fail(key.lstrip("+~"), None, f"one of {options}")
+        name = key.lstrip("+~")
+        groups = [root / name for root in roots if name and (root / name).is_dir()]
+        if not groups or key.startswith("~"):
+            continue
+        options = sorted({p.stem for group in groups for p in group.glob("*.yaml")})
+        if value.strip() in ("null", "None"):
+            _fail(name, None, "one of " + ", ".join(map(repr, options)))
+        plugins = name.startswith("hydra")  # Hydra's plugins add options (hydra/launcher=ray)
+        if (
+            value not in options
+            and (not plugins or "/" in value or ".." in value)
+            and "," not in value
+            and not value.startswith(("choice(", "range(", "glob("))
+        ):
+            # a path (scenario=../x) or an unknown option: Hydra's message would mangle the name
+            _fail(name, value, "one of " + ", ".join(map(repr, options)))
     register_configs()
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         return hydra_compose(config_name="config", overrides=overrides, return_hydra_config=hydra)
+
+
+def check_repeated(overrides: list[str]) -> None:
+    """Raise ConfigError if a key is given twice (``strategy=bso strategy=bpo``): Hydra would
+    silently take the last. The command line refuses that; :func:`compose` lets a later entry
+    of a list built in code win, as Hydra does."""
+    seen: dict[str, str] = {}
+    for ov in overrides:
+        if ov.startswith("~"):  # a deletion, which a later +key=value may refill
+            continue
+        key = ov.partition("=")[0].lstrip("+")
+        if key in seen:
+            raise ConfigError(f"{key} is given twice ({seen[key]} and {ov}), must be given once")
+        seen[key] = ov
 
 
 def job_dict(cfg) -> dict:
@@ -832,7 +974,9 @@ def compose(overrides: list[str] | None = None) -> Config:
     Parameters
     ----------
     overrides : list of str, optional
-        Hydra overrides, e.g. ``["scenario=beer_game", "policy.theta=0.2"]``.
+        Hydra overrides, e.g. ``["scenario=beer_game", "policy.theta=0.2"]``. As in Hydra, a
+        later entry for the same key wins (``[*base, "strategy=bso"]``); the command line,
+        where a key typed twice is a mistake, refuses it.
 
     Examples
     --------

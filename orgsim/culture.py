@@ -42,6 +42,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from . import _numba_cache  # noqa: F401  (first: where Numba caches the kernels)
 from ._rng import bits_at, stream_base, uniform_at
 
 __all__ = [

@@ -55,7 +55,7 @@ from .operations import (
     smooth,
     team_cost,
 )
-from .simulation import ENGINE_KPIS, ENGINE_TEAM_FIELDS
+from .schema import ENGINE_KPIS, ENGINE_TEAM_FIELDS
 
 __all__ = ["Firm", "Team", "run_firm"]
 

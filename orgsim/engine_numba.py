@@ -22,7 +22,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from . import _rng
+from . import (
+    _numba_cache,  # noqa: F401  (first: where Numba caches the kernels)
+    _rng,
+)
 from . import culture as cult
 from .config import Config, ConfigError
 from .environment import ar1_next, ar1_start, demand_mean, demand_value, episode_update
@@ -51,9 +54,9 @@ from .operations import (
     smooth,
     team_cost,
 )
-from .simulation import ENGINE_KPIS, ENGINE_TEAM_FIELDS
+from .schema import ENGINE_KPIS, ENGINE_TEAM_FIELDS, STRUCTURAL
 
-__all__ = ["KPI_FIELDS", "TEAM_FIELDS", "pack", "run"]
+__all__ = ["KPI_FIELDS", "TEAM_FIELDS", "cached_on_disk", "pack", "run", "warm_up"]
 
 KPI_FIELDS = ENGINE_KPIS
 TEAM_FIELDS = ENGINE_TEAM_FIELDS
@@ -188,21 +191,6 @@ _T_INVENTORY_TARGET = 14
 _T_SUPPLY_LINE_TARGET = 15
 
 #: config fields that fix array shapes or the network: the same for every firm of a call
-STRUCTURAL = (
-    "periods",
-    "network.stages",
-    "network.width",
-    "network.roles",
-    "network.order_delay",
-    "network.lead_time",
-    "policy.ma_window",
-    "management.score_window",
-    "finance.covenant_window",
-    "finance.receivable_lag",
-    "finance.payable_lag",
-    "culture.dims",
-    "culture.members",
-)
 
 
 def _firm_vectors(cfg: Config, net: Network) -> tuple[np.ndarray, np.ndarray]:
@@ -417,6 +405,43 @@ def run(
         if progress is not None:
             progress(hi - lo)
     return kpis, (team_out if teams else None)
+
+
+#: the kernel's variants (with and without team records) compiled or loaded in this process
+_READY: set[bool] = set()
+
+
+def cached_on_disk() -> bool | None:
+    """Whether Numba's on-disk cache holds the batch kernel (``None`` if that cannot be told):
+    without it, the first call compiles for about 20 s."""
+    try:
+        import os
+
+        return os.path.exists(_run_population._cache._cache_file._index_path)
+    except Exception:  # pragma: no cover - Numba's cache internals moved
+        return None
+
+
+def warm_up(packed: dict, keys: np.ndarray, rows: np.ndarray, *, teams: bool, notice: bool = True) -> float:
+    """Compile the kernel (or load it from the cache) by running the first firm alone, once per
+    process and variant; return the seconds it took (0 if it was ready). With ``notice``, one
+    line on standard error says so before a compile that the on-disk cache cannot spare."""
+    import sys
+    import time
+
+    if bool(teams) in _READY:
+        return 0.0
+    if notice and cached_on_disk() is False:
+        print(
+            "orgsim: compiling the numba engine (once after installing or changing orgsim, about 20 s; "
+            "later runs load it from the cache)",
+            file=sys.stderr,
+            flush=True,
+        )
+    start = time.perf_counter()
+    run(packed, keys[:1], rows[:1], teams=teams)
+    _READY.add(bool(teams))
+    return time.perf_counter() - start
 
 
 @njit(cache=True, parallel=True)

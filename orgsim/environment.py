@@ -17,6 +17,7 @@ import math
 
 from numba import njit
 
+from . import _numba_cache  # noqa: F401  (first: where Numba caches the kernels)
 from ._rng import normal, uniform
 
 __all__ = ["ar1_next", "ar1_start", "demand_mean", "demand_value", "episode_update"]

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from numba import njit
 
+from . import _numba_cache  # noqa: F401  (first: where Numba caches the kernels)
+
 __all__ = ["finance_step", "ring_push"]
 
 

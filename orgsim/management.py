@@ -40,6 +40,8 @@ from dataclasses import dataclass
 
 from numba import njit
 
+from . import _numba_cache  # noqa: F401  (first: where Numba caches the kernels)
+
 __all__ = [
     "LOCAL_METRIC",
     "METRICS",

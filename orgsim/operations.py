@@ -19,6 +19,8 @@ import math
 
 from numba import njit
 
+from . import _numba_cache  # noqa: F401  (first: where Numba caches the kernels)
+
 __all__ = [
     "allocate",
     "allocate_one",

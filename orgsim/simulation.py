@@ -6,9 +6,7 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
-import warnings
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
@@ -17,51 +15,22 @@ import numpy as np
 import pandas as pd
 
 from . import _rng
+from ._io import atomic_write
+from ._io import write_meta as _write_meta
 from .config import Config, ConfigError, config_from_dict, with_changes
 from .network import build_network
-
-__all__ = ["KPI_COLUMNS", "TEAM_COLUMNS", "SimulationResult", "package_versions", "simulate"]
-
-KPI_COLUMNS = (
-    "org",
-    "period",
-    "strategy",
-    "family",
-    "demand",
-    "revenue",
-    "operating_cost",
-    "ebitda",
-    "free_cash_flow",
-    "cash",
-    "debt",
-    "credit_headroom",
-    "inventory_units",
-    "backlog_units",
-    "fill_rate",
-    "mean_knowledge",
-    "code_knowledge",
-    "mean_maturity",
-    "solvent",
+from .schema import (  # noqa: F401  (ENGINE_KPIS, ENGINE_TEAM_FIELDS: as before, from here too)
+    ENGINE_KPIS,
+    ENGINE_TEAM_FIELDS,
+    KPI_COLUMNS,
+    KPI_EXTRA,
+    STRUCTURAL,
+    TEAM_COLUMNS,
+    check_memory,
 )
-#: extra KPI columns kept after the contract's (needed to check cash conservation)
-KPI_EXTRA = ("cash_start", "net_financing", "interest", "programme_cost")
-TEAM_COLUMNS = (
-    "org",
-    "period",
-    "team",
-    "stage",
-    "role",
-    "inventory",
-    "backlog",
-    "order",
-    "received",
-    "shipped",
-    "cost",
-    "knowledge",
-)
-#: what both engines record per firm and period (``demand_total`` becomes ``demand``)
-ENGINE_KPIS = ("demand_total", *KPI_COLUMNS[5:], *KPI_EXTRA)
-ENGINE_TEAM_FIELDS = TEAM_COLUMNS[5:]
+
+__all__ = ["KPI_COLUMNS", "TEAM_COLUMNS", "ModelError", "SimulationResult", "package_versions", "simulate"]
+
 _PACKAGES = ("orgsim", "mesa", "numba", "numpy", "pandas", "pyarrow", "hydra-core", "omegaconf")
 
 
@@ -106,8 +75,22 @@ def _firm_configs(cfg: Config, params) -> list[Config] | None:
         for banned, why in NOT_PER_FIRM.items():
             if key == banned or key.startswith(banned + "."):
                 raise ConfigError(f"params column {key!r} cannot vary per firm: {why}")
+    repeated = params.columns[params.columns.duplicated()]
+    if len(repeated):
+        key = repeated[0]
+        raise ConfigError(
+            f"params column {key!r} is given {int((params.columns == key).sum())} times, must be given once"
+        )
     if len(params) == 0:
         raise ConfigError("params has 0 rows, must have one row per firm")
+    for key in params.columns:  # before the rows are built: a shape key that varies is named as such
+        if key in STRUCTURAL or any(key.startswith(s + ".") for s in STRUCTURAL):
+            values = list(dict.fromkeys(map(_hashable, params[key])))
+            if len(values) > 1:
+                raise ConfigError(
+                    f"params column {key!r} varies ({values[0]!r}, {values[1]!r}, ...), must be the same "
+                    "for every firm of one call (it fixes array shapes; run one call per value)"
+                )
     base = cfg.replace(n_orgs=len(params))
     base_data = base.to_dict()  # converted once, shared by every row
     out = []
@@ -120,22 +103,8 @@ def _firm_configs(cfg: Config, params) -> list[Config] | None:
     return out
 
 
-def check_memory(cfg: Config, teams: bool) -> None:
-    """Raise ConfigError if the engines' result arrays alone (8 bytes per KPI per firm and
-    period, and per team field per team with ``teams``) exceed this machine's memory: such a run
-    cannot finish, so it is refused before it starts (and before the CLI writes anything)."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
-        return
-    per_period = len(ENGINE_KPIS) + (len(ENGINE_TEAM_FIELDS) * cfg.network.n_teams if teams else 0)
-    need = 8 * per_period * cfg.n_orgs * cfg.periods
-    if need > total:
-        what = "KPI and team arrays" if teams else "KPI arrays"
-        raise ConfigError(
-            f"n_orgs × periods == {cfg.n_orgs} × {cfg.periods}, must fit in memory: its {what} need "
-            f"{need / 2**30:,.0f} GiB, this machine has {total / 2**30:,.0f} GiB"
-        )
+def _hashable(value):
+    return tuple(value) if isinstance(value, (list, np.ndarray)) else value
 
 
 def _flag(name: str, value) -> bool | None:
@@ -179,7 +148,10 @@ def simulate(
         populations fit in memory); the Mesa engine, run on small populations, keeps them.
     progress : bool, optional
         Show a progress bar (tqdm). By default it is shown on an interactive terminal when the
-        run is long enough to take more than a few seconds.
+        run is long enough to take more than a few seconds. Unless ``progress=False``, the
+        numba engine prints one line to standard error before it compiles its kernel (the first
+        run after installing or changing orgsim, about 20 s; later runs load it from the cache).
+        The result's ``wall_time`` leaves that compile out (it is ``compile_time``).
     chunk : int, optional
         Firms per kernel call for the numba engine (default: all, or ~2 s worth with
         ``progress``); results do not depend on it.
@@ -203,6 +175,7 @@ def simulate(
     if engine not in ("mesa", "numba"):
         raise ConfigError(f"engine == {engine!r}, must be one of 'mesa', 'numba'")
     teams, progress = _flag("teams", teams), _flag("progress", progress)
+    notice = progress is not False  # the one-line compile notice; progress=False silences it
     if chunk is not None and (
         isinstance(chunk, bool) or not isinstance(chunk, int | np.integer) or chunk < 1
     ):
@@ -225,6 +198,7 @@ def simulate(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n, desc=f"firms ({engine})", unit="firm")
+    compile_time = 0.0
     start = time.perf_counter()
     try:
         if engine == "mesa":
@@ -245,6 +219,10 @@ def simulate(
 
             packed = engine_numba.pack(configs or [cfg], checked=True)
             rows = np.arange(n) if configs else np.zeros(n, dtype=np.int64)
+            # the first call in a process compiles the kernel, or loads it from Numba's cache:
+            # timed apart on one firm, so the run's time and throughput leave it out
+            compile_time = engine_numba.warm_up(packed, keys, rows, teams=teams, notice=notice)
+            start = time.perf_counter()
             if chunk is None and bar is not None:
                 chunk = max(1, min(n, 2_000_000 // max(1, cfg.periods * packed["TP"].shape[1])))
             k_arr, t_arr = engine_numba.run(
@@ -258,24 +236,32 @@ def simulate(
         if bar is not None:
             bar.close()
     wall = time.perf_counter() - start
-    _warn_non_finite(kpis)
-    return SimulationResult(cfg, kpis, team_arrays, engine=engine, wall_time=wall, params=params)
+    _check_finite(kpis, team_arrays)
+    return SimulationResult(
+        cfg, kpis, team_arrays, engine=engine, wall_time=wall, compile_time=compile_time, params=params
+    )
 
 
-def _warn_non_finite(kpis: dict) -> None:
-    """Warn (RuntimeWarning) about the first non-finite KPI: inputs at the edge of the float
-    range (a cost of 1e308) overflow, and such a result should not pass unnoticed."""
-    for name, values in kpis.items():
-        bad = ~np.isfinite(values)
-        if bad.any():
-            firm, period = np.argwhere(bad)[0]
-            warnings.warn(
-                f"KPI {name!r} is {values[firm, period]} for firm {firm} in period {period + 1}: the "
-                "inputs overflow the float range (check the scale of money and quantity parameters)",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            return
+class ModelError(RuntimeError):
+    """The model produced a value it must never produce (a NaN or an infinity): a defect of
+    orgsim, not of the config, since every valid config is bounded so that nothing
+    overflows (docs/model.md §12)."""
+
+
+def _check_finite(kpis: dict, team_arrays: dict | None) -> None:
+    """Raise :class:`ModelError` naming the first non-finite KPI or team value (field, firm,
+    period): such a result is never returned, written or served."""
+    for kind, arrays in (("KPI", kpis), ("team field", team_arrays or {})):
+        for name, values in arrays.items():
+            bad = ~np.isfinite(values)
+            if bad.any():
+                where = tuple(np.argwhere(bad)[0])
+                firm, period = where[:2]
+                raise ModelError(
+                    f"{kind} {name!r} is {values[where]} for firm {firm} in period "
+                    f"{period + 1}: the model must not produce NaN or infinity for a valid config; "
+                    "please report this config as a bug"
+                )
 
 
 class SimulationResult:
@@ -299,13 +285,15 @@ class SimulationResult:
         *,
         engine: str,
         wall_time: float,
+        compile_time: float = 0.0,
         params: pd.DataFrame | None = None,
     ):
         self.config = config
         self.params = None if params is None else pd.DataFrame(params).reset_index(drop=True)
         self.engine = engine
         self.seed = config.seed
-        self.wall_time = wall_time
+        self.wall_time = wall_time  # the simulation itself, without compile_time
+        self.compile_time = compile_time  # compiling or loading the numba kernel (first call)
         self.kpi_arrays = kpi_arrays  # each [n_orgs, periods]
         self.team_arrays = team_arrays  # each [n_orgs, periods, n_teams]
         self.network = build_network(config)
@@ -372,31 +360,115 @@ class SimulationResult:
         last = last.assign(cumulative_fcf=k.groupby("org").free_cash_flow.sum())
         return last
 
-    def summary(self) -> str:
-        """A short text summary of the run."""
+    def firm_outcomes(self) -> pd.DataFrame:
+        """One row per firm: the run's headline outcomes, defined as ``orgsim-results
+        summarize`` defines them (docs/model.md §10.4).
+
+        Columns: ``cumulative_fcf`` (free cash flow summed over the run, MU), ``survival``
+        (1.0 if solvent in the last period), ``ending_cash``, ``ending_debt`` and
+        ``ending_headroom`` (MU, last period; an insolvent firm's headroom counts as at most 0),
+        ``fill_rate`` (mean over the periods in which the firm was solvent; NaN if it never
+        was), ``operating_cost`` (summed, MU), ``mean_knowledge`` and ``code_knowledge`` (last
+        period, share of the dimensions of reality).
+        """
+        a = self.kpi_arrays
+        solvent = np.asarray(a["solvent"]) != 0.0
+        fill = np.where(solvent, a["fill_rate"], 0.0)
+        periods_solvent = solvent.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fill_rate = np.where(periods_solvent > 0, fill.sum(axis=1) / periods_solvent, np.nan)
+        end_solvent = solvent[:, -1]
+        headroom = a["credit_headroom"][:, -1]
+        return pd.DataFrame(
+            {
+                "cumulative_fcf": a["free_cash_flow"].sum(axis=1),
+                "survival": end_solvent.astype(float),
+                "ending_cash": a["cash"][:, -1],
+                "ending_debt": a["debt"][:, -1],
+                "ending_headroom": np.where(end_solvent | (headroom <= 0), headroom, 0.0),
+                "fill_rate": fill_rate,
+                "operating_cost": a["operating_cost"].sum(axis=1),
+                "mean_knowledge": a["mean_knowledge"][:, -1],
+                "code_knowledge": a["code_knowledge"][:, -1],
+            },
+            index=pd.RangeIndex(self.config.n_orgs, name="org"),
+        )
+
+    def _headline_rows(self) -> list[tuple[str, str, str]]:
+        """(column of :meth:`firm_outcomes`, label, unit) of the outcomes this run has: finance
+        outcomes only with the finance layer on, knowledge only with the culture layer on."""
         cfg = self.config
-        fin = self.final()
+        rows = []
+        if cfg.finance.enabled:
+            rows += [
+                ("cumulative_fcf", "cumulative free cash flow", "MU"),
+                ("ending_cash", "ending cash", "MU"),
+                ("ending_debt", "ending debt", "MU"),
+                ("ending_headroom", "ending credit headroom", "MU"),
+                ("survival", "solvent at end", "share"),
+            ]
+        rows += [
+            ("fill_rate", "mean fill rate" + (" (while solvent)" if cfg.finance.enabled else ""), "share"),
+            ("operating_cost", "total operating cost", "MU"),
+        ]
+        if cfg.culture.enabled:
+            rows += [
+                ("mean_knowledge", "ending team knowledge", "share"),
+                ("code_knowledge", "ending code knowledge", "share"),
+            ]
+        return rows
+
+    def headline(self) -> dict[str, dict[str, float | None]]:
+        """Per outcome of :meth:`summary`: the mean over firms, its standard error (s/√n,
+        ``None`` for one firm) and the firms it averages (``n``)."""
+        out = {}
+        firms = self.firm_outcomes()
+        for column, _, unit in self._headline_rows():
+            values = firms[column].dropna().to_numpy()
+            n = len(values)
+            out[column] = {
+                "mean": float(values.mean()) if n else None,
+                "se": float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else None,
+                "n": n,
+                "unit": unit,
+            }
+        return out
+
+    def summary(self) -> str:
+        """A short text summary of the run: per-firm outcomes with their unit, mean, standard
+        error of the mean (s/√n over firms) and 5th and 95th percentiles."""
+        cfg = self.config
+        unit = cfg.scenario.time_unit
+        timing = (
+            f"time: {self.wall_time:.2f} s simulating ({self.team_periods_per_second:,.0f} team-periods/s)"
+        )
+        if self.compile_time >= 0.5:
+            timing += f", plus {self.compile_time:.1f} s compiling or loading the numba kernel (first call)"
         lines = [
             f"orgsim {self.versions.get('orgsim', '?')} | scenario={cfg.scenario.name} "
             f"strategy={cfg.strategy.name} ({cfg.strategy.family}) environment={cfg.environment.name}",
             f"engine={self.engine} seed={cfg.seed} firms={cfg.n_orgs} periods={cfg.periods} "
-            f"teams/firm={self.network.n_teams} wall={self.wall_time:.2f}s "
-            f"({self.team_periods_per_second:,.0f} team-periods/s)",
+            f"({unit}s) teams/firm={self.network.n_teams}",
+            timing,
+            f"{'per firm':<38}{'unit':>6}{'mean':>13}{'s.e.':>11}{'p5':>13}{'p95':>13}",
         ]
-        stats = {
-            "cumulative free cash flow": fin.cumulative_fcf,
-            "ending cash": fin.cash,
-            "ending debt": fin.debt,
-            "ending credit headroom": fin.credit_headroom,
-            "mean fill rate": self.kpis.groupby("org").fill_rate.mean(),
-            "total operating cost": self.kpis.groupby("org").operating_cost.sum(),
-            "ending team knowledge": fin.mean_knowledge,
-            "ending code knowledge": fin.code_knowledge,
-        }
-        lines.append(f"{'KPI (per firm)':<28}{'mean':>14}{'p5':>14}{'p95':>14}")
-        for name, s in stats.items():
-            lines.append(f"{name:<28}{s.mean():>14,.2f}{s.quantile(0.05):>14,.2f}{s.quantile(0.95):>14,.2f}")
-        lines.append(f"{'solvent at end':<28}{fin.solvent.mean():>14.1%}")
+        firms = self.firm_outcomes()
+        for column, label, unit_name in self._headline_rows():
+            v = firms[column].dropna()
+            if v.empty:
+                lines.append(f"{label:<38}{unit_name:>6}{'(no firm)':>13}")
+                continue
+            se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
+            if unit_name == "share":
+                cells = [f"{x:>13.1%}" for x in (v.mean(), v.quantile(0.05), v.quantile(0.95))]
+                se_cell = f"{se:>11.1%}" if np.isfinite(se) else f"{'-':>11}"
+            else:
+                cells = [f"{x:>13,.1f}" for x in (v.mean(), v.quantile(0.05), v.quantile(0.95))]
+                se_cell = f"{se:>11,.1f}" if np.isfinite(se) else f"{'-':>11}"
+            lines.append(f"{label:<38}{unit_name:>6}{cells[0]}{se_cell}{cells[1]}{cells[2]}")
+        lines.append(
+            "MU: money units; share: a fraction shown in %; s.e.: standard error of the mean over firms"
+        )
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -418,6 +490,7 @@ class SimulationResult:
             "engine": self.engine,
             "versions": self.versions,
             "wall_time_s": self.wall_time,
+            "compile_time_s": self.compile_time,
             "team_periods": self.team_periods,
             "team_periods_per_second": self.team_periods_per_second,
             "params": None if self.params is None else self.params.to_dict(orient="list"),
@@ -434,14 +507,19 @@ class SimulationResult:
         """Write ``kpis.parquet`` (and ``teams.parquet``) and ``meta.json`` into ``directory``.
 
         Each file is written to a temporary name and renamed, so a killed run leaves no partial
-        file; the metadata is also embedded in each Parquet file's schema metadata.
-        ``extra_columns`` adds constant columns (run id, overrides) to every table.
+        file; ``meta.json`` comes last and records each file's size, SHA-256 digest and rows,
+        which :mod:`orgsim.results` checks before it reads a run. The metadata is also embedded
+        in each Parquet file's schema metadata. ``extra_columns`` adds constant columns (run id,
+        overrides) to every table. With ``write_meta=False`` the caller writes ``meta.json``
+        (the command line adds its config.yaml and figure first).
         """
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        if write_meta:  # until the new meta.json is written, the directory holds no complete run
+            (directory / "meta.json").unlink(missing_ok=True)
         meta = self.metadata()
         meta_bytes = json.dumps(meta, sort_keys=True).encode()
         written = {}
@@ -458,23 +536,11 @@ class SimulationResult:
             atomic_write(path, lambda p, table=table: pq.write_table(table, p))
             written[name] = path
         if write_meta:
-            path = directory / "meta.json"
-            atomic_write(path, lambda p: Path(p).write_text(json.dumps(meta, indent=2, sort_keys=True)))
-            written["meta"] = path
+            written["meta"] = _write_meta(directory, meta, self.file_rows(written))
         return written
 
-
-def atomic_write(path: Path, write) -> None:
-    """Write through ``write(tmp_path)`` to a temporary file beside ``path``, then rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    def file_rows(self, written: dict[str, Path]) -> dict[str, dict]:
+        """``{file name: {"rows": n}}`` for the tables of :meth:`to_parquet`'s ``written``."""
+        rows = {"kpis": self.config.n_orgs * self.config.periods}
+        rows["teams"] = rows["kpis"] * self.network.n_teams
+        return {Path(path).name: {"rows": rows[name]} for name, path in written.items() if name in rows}

@@ -127,7 +127,8 @@ def random_configs(draw) -> orgsim.Config:
             "theta": draw(unit_floats(0, 1)),
             "ma_window": draw(st.integers(1, 6)),
             "alpha_s": draw(unit_floats(0, 1)),
-            "beta": draw(unit_floats(0, 1)),
+            # orders without a floor need a supply-line weight of at least 1/2 (docs/model.md §7.10)
+            "beta": draw(unit_floats(0.5 if negative else 0, 1)),
             "s_prime": draw(st.none() | unit_floats(-50, 300)),
             "cover": draw(unit_floats(0, 4)),
             "fixed_order_periods": draw(st.integers(0, 5)),
@@ -179,3 +180,46 @@ def run_cli(*args: str, cwd, env: dict | None = None, timeout: float = 300) -> s
         text=True,
         timeout=timeout,
     )
+
+
+def run_main(*args: str, cwd) -> subprocess.CompletedProcess:
+    """Run the ``orgsim`` command in this process (``orgsim.cli.main``) in ``cwd``; capture what
+    it prints, at the file-descriptor level too (Hydra's logging, joblib's progress).
+
+    A sweep run this way should use ``hydra.launcher.n_jobs=1``: joblib then runs its jobs in
+    this process; worker processes, which joblib keeps between calls, would print elsewhere.
+    """
+    import contextlib
+    import tempfile
+
+    from orgsim import cli
+
+    here, argv = os.getcwd(), sys.argv[:]
+    environ = os.environ.pop("HYDRA_FULL_ERROR", None)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        try:
+            os.chdir(cwd)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    code = cli.main(list(args))
+                except SystemExit as exc:
+                    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            out.flush()
+            err.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            os.chdir(here)
+            sys.argv = argv
+            if environ is not None:
+                os.environ["HYDRA_FULL_ERROR"] = environ
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(list(args), code, out.read(), err.read())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from importlib import metadata
 
@@ -9,8 +10,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import orgsim
+from orgsim.config import config_from_dict
 
 
 def test_simulate_takes_a_config_only(small_cfg):
@@ -64,6 +68,15 @@ def test_to_parquet_round_trip(small_result, tmp_path):
     assert {p.name for p in (tmp_path / "run").iterdir()} == {"kpis.parquet", "teams.parquet", "meta.json"}
     meta = json.loads(written["meta"].read_text())
     assert meta["config"] == small_result.config.to_dict()
+    # meta.json, written last, marks the run complete and records each file it holds
+    assert meta.pop("complete") is True and meta.pop("meta_format") == 2
+    files = meta.pop("files")
+    assert set(files) == {"kpis.parquet", "teams.parquet"}
+    assert files["kpis.parquet"]["rows"] == len(small_result.kpis)
+    assert files["teams.parquet"]["rows"] == len(small_result.teams)
+    for name, record in files.items():
+        data = (tmp_path / "run" / name).read_bytes()
+        assert record["size"] == len(data) and record["sha256"] == hashlib.sha256(data).hexdigest()
     for name, frame in (("kpis", small_result.kpis), ("teams", small_result.teams)):
         table = pq.read_table(written[name])
         assert json.loads(table.schema.metadata[b"orgsim"]) == meta
@@ -103,7 +116,8 @@ def test_params_shape_keys_fail_alike_on_both_engines(small_cfg):
     params = pd.DataFrame({"periods": [small_cfg.periods, small_cfg.periods + 1]})
     for engine in ("mesa", "numba"):
         with pytest.raises(
-            orgsim.ConfigError, match=r"^periods == \d+ for firm 1, must equal \d+ in one call"
+            orgsim.ConfigError,
+            match=r"^params column 'periods' varies \(\d+, \d+, \.\.\.\), must be the same for every firm of one call",
         ):
             orgsim.simulate(small_cfg, engine=engine, params=params)
 
@@ -144,10 +158,38 @@ def test_a_population_too_large_for_memory_is_refused_before_it_starts(small_cfg
     orgsim.simulation.check_memory(small_cfg.replace(n_orgs=n_orgs // 100, periods=periods), teams=False)
 
 
-def test_overflowing_inputs_warn_with_the_kpi_firm_and_period():
-    cfg = orgsim.compose(["n_orgs=1", "periods=5", "costs.fixed=1e308"])  # valid, but 10 teams overflow
-    with pytest.warns(RuntimeWarning, match=r"^KPI 'operating_cost' is inf for firm 0 in period 1: "):
-        orgsim.simulate(cfg)
+@pytest.mark.parametrize("engine", ["mesa", "numba"])
+def test_a_non_finite_result_is_never_returned(engine, monkeypatch):
+    """Every valid config is bounded so that nothing overflows (docs/model.md §12); should an
+    engine still produce a NaN or infinity, simulate raises ModelError naming the field, firm
+    and period instead of returning it (here an engine is made to produce one)."""
+    cfg = orgsim.compose(["n_orgs=2", "periods=5"])
+    if engine == "mesa":
+        import orgsim.engine_mesa as mesa
+
+        real = mesa.run_firm
+
+        def broken(cfg, i, key):
+            kpis, teams = real(cfg, i, key)
+            if i == 1:
+                kpis = {**kpis, "cash": np.where(np.arange(len(kpis["cash"])) == 3, np.inf, kpis["cash"])}
+            return kpis, teams
+
+        monkeypatch.setattr(mesa, "run_firm", broken)
+    else:
+        import orgsim.engine_numba as numba_engine
+
+        real = numba_engine.run
+
+        def broken(*args, **kwargs):
+            kpis, teams = real(*args, **kwargs)
+            if kpis.shape[1] > 1:  # not the one-firm warm-up
+                kpis[numba_engine.KPI_FIELDS.index("cash"), 1, 3] = np.inf
+            return kpis, teams
+
+        monkeypatch.setattr(numba_engine, "run", broken)
+    with pytest.raises(orgsim.simulation.ModelError, match=r"^KPI 'cash' is inf for firm 1 in period 4: "):
+        orgsim.simulate(cfg, engine=engine)
 
 
 def test_ordinary_runs_do_not_warn(small_cfg):
@@ -156,3 +198,92 @@ def test_ordinary_runs_do_not_warn(small_cfg):
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         orgsim.simulate(small_cfg.replace(n_orgs=1, periods=10))
+
+
+@st.composite
+def extreme_configs(draw):
+    """Valid configs at the edges the bounds allow (docs/model.md §12, "Bounds that keep every
+    run finite"): the largest money and quantity values, the longest delays, AR(1) noise close
+    to a unit root, unstable-looking ordering rules, and orders without a floor at the lowest
+    supply-line weight allowed."""
+    negative = draw(st.booleans())
+    big = lambda hi: st.sampled_from([0.0, 1.0, hi])  # noqa: E731
+    return config_from_dict(
+        {
+            "n_orgs": 2,
+            "periods": 3000,
+            "seed": draw(st.integers(0, 2**31)),
+            "network": {
+                "stages": draw(st.integers(1, 4)),
+                "width": 1,
+                "order_delay": draw(st.sampled_from([1, 52])),
+                "lead_time": draw(st.sampled_from([1, 52])),
+                "capacity": draw(st.sampled_from([None, 1e9, 1.0])),
+                "initial_inventory": draw(big(1e9)),
+            },
+            "demand": {
+                "level": draw(big(1e6)),
+                "trend": draw(st.sampled_from([-0.01, 0.0, 0.01])),
+                "seasonality": draw(st.sampled_from([0.0, 1.0])),
+                "rho": draw(st.sampled_from([0.0, 0.999999, -0.999999])),
+                "cv": draw(st.sampled_from([0.0, 2.0])),
+                "shock_prob": draw(st.sampled_from([0.0, 1.0])),
+                "shock_size": draw(st.sampled_from([-1.0, 5.0])),
+                "step_size": draw(st.sampled_from([-1e6, 0.0, 1e6])),
+                "step_period": 10,
+                "allow_negative": draw(st.booleans()),
+            },
+            "policy": {
+                "theta": draw(st.sampled_from([0.0, 1.0])),
+                "alpha_s": draw(st.sampled_from([0.0, 1.0])),
+                "beta": draw(st.sampled_from([0.5, 1.0])) if negative else draw(st.sampled_from([0.0, 1.0])),
+                "s_prime": draw(st.sampled_from([None, -1e9, 1e9])),
+                "cover": draw(st.sampled_from([0.0, 520.0])),
+                "allow_negative_orders": negative,
+            },
+            "costs": {k: draw(big(1e6)) for k in ("holding", "backlog", "unit", "material")}
+            | {"fixed": draw(big(1e9))},
+            "supply": {
+                "disruption_prob": draw(st.sampled_from([0.0, 1.0])),
+                "cost_shock_size": 5.0,
+                "cost_shock_prob": draw(st.sampled_from([0.0, 1.0])),
+            },
+            "finance": {
+                "price": draw(big(1e6)),
+                "initial_cash": draw(big(1e12)),
+                "min_cash": draw(big(1e12)),
+                "interest_rate": 0.1,
+                "covenant_multiple": 20.0,
+            },
+            "management": {
+                "execution_noise": draw(st.sampled_from([0.0, 1.0])),
+                "bpo_every": 1,
+                "bpo_cost": 1e9,
+                "bpm_rate": 1.0,
+                "bpm_cost": 1e9,
+                "alignment_rate": 1.0,
+                "alignment_cost": 1e9,
+            },
+        }
+    )
+
+
+@pytest.mark.slow
+@settings(max_examples=20)
+@given(cfg=extreme_configs())
+def test_configs_at_the_bounds_stay_finite(cfg):
+    """simulate raises ModelError on any NaN or infinity, so a result is the proof; the team
+    records are checked too (numba; the engines agree elsewhere to rtol 1e-9)."""
+    res = orgsim.simulate(cfg, engine="numba", teams=True)
+    assert np.isfinite(res.kpis.select_dtypes("number").to_numpy()).all()
+
+
+@pytest.mark.parametrize("engine", ["mesa", "numba"])
+def test_an_extreme_config_stays_finite_on_both_engines(engine):
+    cfg = orgsim.compose(
+        ["scenario=chen_bullwhip", "policy.beta=0.5", "network.lead_time=52", "management.execution_noise=1",
+         "demand.level=1e6", "demand.rho=0.999999", "demand.cv=2", "costs.holding=1e6", "costs.backlog=1e6",
+         "periods=300", "n_orgs=1"]
+    )  # fmt: skip
+    res = orgsim.simulate(cfg, engine=engine, teams=True)
+    assert np.isfinite(res.teams.select_dtypes("number").to_numpy()).all()

@@ -14,17 +14,27 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import run_cli
+from helpers import run_cli, run_main
 
 import orgsim
 from orgsim import cli
 
 
 def orgsim_cmd(*args, cwd):
+    """The command in this process (``helpers.run_main``); a sweep runs its jobs here, one at a
+    time, unless the test sets ``hydra.launcher.n_jobs`` (then joblib's workers run them)."""
+    if ("-m" in args or "+experiment=strategy_comparison" in args) and not any("n_jobs" in a for a in args):
+        args = (*args, "hydra.launcher.n_jobs=1")
+    return run_main(*args, cwd=cwd)
+
+
+def orgsim_process(*args, cwd):
+    """The console entry point in a new process (joblib's parallel workers, signals)."""
     return run_cli(*args, cwd=cwd, env={"PYTHONWARNINGS": "ignore"})
 
 
@@ -65,7 +75,7 @@ def test_single_run_writes_every_file(tmp_path):
 
 
 def test_sweep_runs_every_combination_and_is_queryable(tmp_path):
-    out = orgsim_cmd("-m", "strategy=bpo,bso", "seed=range(0,2)", "n_orgs=2", "periods=10", cwd=tmp_path)
+    out = orgsim_process("-m", "strategy=bpo,bso", "seed=range(0,2)", "n_orgs=2", "periods=10", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert re.search(r"Done\s+4 out of\s+4", out.stderr + out.stdout)  # joblib reports progress
     runs = run_dirs(tmp_path / "multirun" / "sweep")
@@ -133,7 +143,7 @@ def test_changed_config_is_recomputed_not_skipped(tmp_path):
     old = json.loads((run / "meta.json").read_text())["run_id"]
     # same overrides (same directory) but another resolved config: the stale run is redone
     again = orgsim_cmd("-m", "seed=0", "n_orgs=1", "periods=8", cwd=tmp_path)
-    assert "already complete" in again.stdout
+    assert "0 computed now, 1 skipped (complete before)" in again.stdout
     changed = orgsim_cmd("-m", "seed=0", "n_orgs=1", "periods=8", "demand.level=90", cwd=tmp_path)
     assert changed.returncode == 0, changed.stderr
     runs = run_dirs(tmp_path / "multirun")
@@ -158,13 +168,17 @@ def test_bad_value_in_experiment_sweep_exits_2_and_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_unwritable_output_directory_is_one_line_and_status_1(tmp_path):
+def test_unwritable_output_directory_is_one_line_and_status_2(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     out = orgsim_cmd(f"hydra.run.dir={blocker}/run", "n_orgs=1", "periods=5", cwd=tmp_path)
-    assert out.returncode == 1
+    assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "not a directory" in lines[0] and "Traceback" not in out.stderr
+    assert len(lines) == 1 and "Traceback" not in out.stderr
+    assert (
+        lines[0].startswith(f"orgsim: error: hydra.run.dir == '{blocker}/run', must be a directory")
+        and "is not a directory" in lines[0]
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
@@ -205,8 +219,9 @@ def test_results_command_summarizes_a_sweep_and_rejects_a_bad_path(tmp_path):
     assert out.returncode == 0, out.stderr
     ok = results_cmd("summarize", "multirun/sweep", cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
-    header, *rows = ok.stdout.strip().splitlines()
+    header, *rows, note = ok.stdout.strip().splitlines()
     assert header.split()[:4] == ["strategy", "environment", "runs", "firms"]
+    assert note.startswith("mean ± standard error of the mean over firms")
     assert len(rows) == 4  # one per strategy and environment
     assert {tuple(r.split()[:2]) for r in rows} == {
         (s, e) for s in ("bpo", "bso") for e in ("stable", "volatile")
@@ -390,3 +405,103 @@ def test_own_experiment_from_config_dir_is_validated_and_run(tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.strip() == "orgsim: error: policy.theta == 7.0, must be <= 1"
     assert not (tmp_path / "bad").exists()
+
+
+# -- issue 12: a finished run is verified, not assumed ----------------------------------------
+def _damage(kind: str, path: Path) -> None:
+    data = path.read_bytes()
+    if kind == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "zero-byte":
+        path.write_bytes(b"")
+    else:  # one bit flipped in the middle: same size, same name
+        flipped = bytearray(data)
+        flipped[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(flipped))
+
+
+@pytest.mark.parametrize("kind", ["truncated", "zero-byte", "bit-flipped"])
+def test_a_damaged_run_of_a_sweep_is_recomputed_and_never_served(kind, tmp_path):
+    args = ("-m", "seed=0,1,2", "n_orgs=2", "periods=12", "engine=numba", "hydra.launcher.n_jobs=1")
+    first = orgsim_cmd(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    root = tmp_path / "multirun" / "sweep"
+    runs = run_dirs(root)
+    assert len(runs) == 3
+    before = orgsim.results.load(root).sort_values(["seed", "org", "period"], ignore_index=True)
+    damaged = runs[1]
+    _damage(kind, damaged / "kpis.parquet")
+    stamps = {d: (d / "kpis.parquet").stat().st_mtime_ns for d in runs if d != damaged}
+
+    # the store reads the other runs and names the damaged one in its warning
+    with pytest.warns(UserWarning, match=re.escape(str(damaged)) + ".*kpis.parquet") as caught:
+        partial = orgsim.results.load(root)
+    assert (
+        len(caught) == 1 and partial.seed.nunique() == 2 and damaged.name not in " ".join(partial.kpis_file)
+    )
+
+    again = orgsim_cmd(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert re.search(
+        rf"recompute {re.escape(str(tmp_path / 'multirun' / 'sweep' / damaged.name))}: kpis\.parquet",
+        again.stdout,
+    )
+    assert again.stdout.count("already complete") == 2
+    assert "sweep: 3 runs, 1 computed now, 2 skipped (complete before)" in again.stdout
+    for d, stamp in stamps.items():  # the intact runs were not rewritten
+        assert (d / "kpis.parquet").stat().st_mtime_ns == stamp
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing left out any more
+        after = orgsim.results.load(root).sort_values(["seed", "org", "period"], ignore_index=True)
+    pd.testing.assert_frame_equal(after.drop(columns="kpis_file"), before.drop(columns="kpis_file"))
+
+
+def test_a_complete_sweep_is_not_launched_again(tmp_path, monkeypatch):
+    """Every run complete and verified: the command prints the sweep's table without starting
+    Hydra (no job is launched, no file is touched)."""
+    args = ("-m", "strategy=bpo,bso", "n_orgs=2", "periods=10", "engine=numba", "hydra.launcher.n_jobs=1")
+    assert orgsim_cmd(*args, cwd=tmp_path).returncode == 0
+    snapshot = _snapshot(tmp_path)
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    import hydra
+
+    def no_launch(*a, **k):
+        raise AssertionError("Hydra was started for a complete sweep")
+
+    monkeypatch.setattr(hydra, "main", no_launch)
+    again = orgsim_cmd(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    lines = again.stdout.strip().splitlines()
+    assert lines[0] == "sweep: 2 runs, 0 computed now, 2 skipped (complete before)"
+    assert lines[1].split()[:3] == ["strategy", "status", "firms"]
+    assert [line.split()[:2] for line in lines[2:4]] == [["bpo", "skipped"], ["bso", "skipped"]]
+    assert "cumulative_fcf (MU)" in lines[1] and " ± " in lines[2]
+    assert _snapshot(tmp_path) == snapshot
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == stamps
+
+
+def test_a_full_disk_at_the_last_write_leaves_no_run(tmp_path, monkeypatch):
+    """meta.json is written last: when the disk fills while it is written, the directory holds
+    files but no run, and the store does not count it."""
+    cfg = orgsim.compose(["n_orgs=1", "periods=6"])
+    cli.write_run(orgsim.simulate(cfg, engine="numba"), tmp_path / "done", [], teams=False)
+    import orgsim._io as io
+
+    real = io.atomic_write
+
+    def full_at_meta(path, write):
+        if Path(path).name == "meta.json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, write)
+
+    monkeypatch.setattr(io, "atomic_write", full_at_meta)
+    with pytest.raises(OSError):
+        cli.write_run(
+            orgsim.simulate(cfg.replace(seed=1), engine="numba"), tmp_path / "failing", [], teams=False
+        )
+    assert (tmp_path / "failing" / "kpis.parquet").exists() and not (
+        tmp_path / "failing" / "meta.json"
+    ).exists()
+    with pytest.warns(UserWarning, match="left out 1 unfinished run"):
+        kpis = orgsim.results.load(tmp_path)
+    assert set(kpis.kpis_file) == {str(tmp_path / "done" / "kpis.parquet")}
