@@ -5,6 +5,10 @@ Runs every management strategy in ``conf/strategy/`` in every environment in
 and assumption checks, and reports with 95% intervals the difference between the strategy
 families on cumulative free cash flow, survival and credit headroom after 2 and 5 years.
 
+The simulation, the per-firm outcomes and the paired statistics are :func:`orgsim.comparison.compare`'s
+(see ``docs/comparison.md``): this script chooses the arms (strategies, ablations and assumption
+checks, each a list of config overrides), the contrasts the report needs, and writes the report.
+
 Usage::
 
     python experiments/strategy_families.py [--firms N] [--engine mesa|numba] [--out DIR]
@@ -30,9 +34,7 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -40,10 +42,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
+from statsmodels.stats.proportion import proportion_confint
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 import orgsim
+from orgsim.comparison import FAMILY_CONTRAST, ComparisonResult, compare, paired_difference
 from orgsim.simulation import atomic_write, package_versions
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,11 +72,14 @@ STRATEGY_ORDER = ("none", "bpo", "bpm", "bpo_bpm", "bso")
 #: one; ablations and assumption checks are built around this pair
 CULTURE_REF, EFFICIENCY_REF = "bso", "bpo_bpm"
 
+#: the outcomes reported (names of orgsim.comparison.OUTCOMES)
 OUTCOMES = {
-    "cum_fcf": "cumulative free cash flow (MU)",
-    "survived": "survival",
+    "cumulative_fcf": "cumulative free cash flow (MU)",
+    "survival": "survival",
     "credit_headroom": "credit headroom (MU)",
 }
+#: diagnostics compared between CULTURE_REF and EFFICIENCY_REF (5 years)
+DIAGNOSTICS = ("mean_knowledge", "code_knowledge", "fill_rate", "cum_programme_cost", "cum_revenue")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -92,6 +98,11 @@ class Variant:
     @property
     def parent(self) -> str:
         return self.strategy
+
+    @property
+    def arm(self) -> list[str]:
+        """The overrides that make this arm of the comparison."""
+        return [f"strategy={self.strategy}", *self.overrides]
 
 
 #: mechanism ablations, each a switch on top of one strategy (reported at 5 years)
@@ -187,133 +198,48 @@ def discover(environments: Sequence[str] | None) -> tuple[dict[str, str], list[s
     return families, envs
 
 
-def overrides_for(env: str, variant: Variant, firms: int, seed: int) -> list[str]:
-    return [
-        f"scenario={SCENARIO}",
-        f"environment={env}",
-        f"strategy={variant.strategy}",
-        f"n_orgs={firms}",
-        f"periods={PERIODS}",
-        f"seed={seed}",
-        *variant.overrides,
-    ]
-
-
-# ----------------------------------------------------------------------------------------------
-# one cell: simulate and reduce to per-firm outcomes
-# ----------------------------------------------------------------------------------------------
-def run_cell(env: str, variant: Variant, cfg: orgsim.Config, engine: str) -> tuple[pd.DataFrame, float]:
-    """Simulate one cell and return its per-firm outcomes at each horizon, and the wall time."""
-    start = time.perf_counter()
-    out = firm_outcomes(orgsim.simulate(cfg, engine=engine, teams=False).kpi_arrays)
-    out.insert(0, "family", cfg.strategy.family)
-    out.insert(0, "strategy", cfg.strategy.name)
-    out.insert(0, "overrides", " ".join(variant.overrides))
-    out.insert(0, "kind", variant.kind)
-    out.insert(0, "variant", variant.key)
-    out.insert(0, "environment", env)
-    return out, time.perf_counter() - start
-
-
-def firm_outcomes(arrays: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Per firm and horizon: the three outcomes and a few diagnostics of the mechanisms, from a
-    result's KPI arrays (``SimulationResult.kpi_arrays``, each [firm, period])."""
-    firms, periods = arrays["cash"].shape
-    if periods != PERIODS:
-        raise RuntimeError(f"expected {PERIODS} periods, got {periods}")
-
-    fcf, solvent, headroom = (
-        arrays["free_cash_flow"],
-        arrays["solvent"].astype(bool),
-        arrays["credit_headroom"],
+def run_comparison(
+    variants: Sequence[Variant], envs: list[str], firms: int, seed: int, engine: str, jobs: int
+) -> ComparisonResult:
+    """Every variant in every environment on common random numbers (orgsim.comparison.compare)."""
+    return compare(
+        [f"scenario={SCENARIO}"],
+        strategies={v.key: v.arm for v in variants},
+        environments=envs,
+        n_orgs=firms,
+        periods=PERIODS,
+        seed=seed,
+        engine=engine,
+        horizons=tuple(HORIZONS.values()),
+        n_jobs=jobs,
+        progress=True,
     )
-    revenue, opcost, programme = arrays["revenue"], arrays["operating_cost"], arrays["programme_cost"]
-    fill, demand = arrays["fill_rate"], arrays["demand_total"]
-    rows = []
-    for h, weeks in HORIZONS.items():
-        alive = solvent[:, :weeks]
-        alive_weeks = alive.sum(axis=1)
-        first_dead = np.where(alive.all(axis=1), np.nan, np.argmin(alive, axis=1) + 1.0)
-        last = weeks - 1
-        recorded = headroom[:, last]
-        rows.append(
-            pd.DataFrame(
-                {
-                    "firm": np.arange(firms),
-                    "horizon": h,
-                    "weeks": weeks,
-                    "cum_fcf": fcf[:, :weeks].sum(axis=1),
-                    "survived": solvent[:, last],
-                    # an insolvent firm has no unused credit (its frozen value is <= 0 anyway)
-                    "credit_headroom": np.where(solvent[:, last], recorded, np.minimum(recorded, 0.0)),
-                    "credit_headroom_recorded": recorded,
-                    "insolvent_week": first_dead,
-                    "weeks_solvent": alive_weeks,
-                    "cum_revenue": revenue[:, :weeks].sum(axis=1),
-                    "cum_operating_cost": opcost[:, :weeks].sum(axis=1),
-                    "cum_programme_cost": programme[:, :weeks].sum(axis=1),
-                    "fill_rate": np.where(
-                        alive_weeks > 0,
-                        (fill[:, :weeks] * alive).sum(axis=1) / np.maximum(alive_weeks, 1),
-                        np.nan,
-                    ),
-                    "mean_knowledge": arrays["mean_knowledge"][:, last],
-                    "code_knowledge": arrays["code_knowledge"][:, last],
-                    "mean_maturity": arrays["mean_maturity"][:, last],
-                    "cum_demand": demand[:, :weeks].sum(axis=1),
-                }
-            )
-        )
-    return pd.concat(rows, ignore_index=True)
 
 
-def run_all(
-    cells: list[tuple[str, Variant, orgsim.Config]], engine: str, jobs: int
-) -> tuple[pd.DataFrame, dict]:
-    """Run every cell (in parallel over cells; each cell's results do not depend on ``jobs``).
-
-    The configs are composed, and the engine imported and compiled, in this process before the
-    workers fork, so a run uses the code and configs of its start even if files change during it.
-    """
-    warm = cells[0][2].replace(n_orgs=1, periods=2)
-    orgsim.simulate(warm, engine=engine, teams=False)
-    firms = cells[0][2].n_orgs
-    parts, walls = {}, {}
-    start = time.perf_counter()
-
-    def done(i, env, variant, df, wall):
-        parts[i] = df
-        walls[f"{env}/{variant.key}"] = round(wall, 2)
-        elapsed = time.perf_counter() - start
-        log(
-            f"[{len(parts):>2}/{len(cells)}] {env:<10} {variant.key:<28} {firms} firms in {wall:5.1f} s  ({elapsed:5.0f} s)"
-        )
-
-    if jobs <= 1:
-        for i, (env, variant, cfg) in enumerate(cells):
-            df, wall = run_cell(env, variant, cfg, engine)
-            done(i, env, variant, df, wall)
-    else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = {
-                pool.submit(run_cell, env, variant, cfg, engine): (i, env, variant)
-                for i, (env, variant, cfg) in enumerate(cells)
-            }
-            for fut in as_completed(futures):
-                i, env, variant = futures[fut]
-                df, wall = fut.result()
-                done(i, env, variant, df, wall)
-    outcomes = pd.concat([parts[i] for i in range(len(cells))], ignore_index=True)
-    return outcomes, {"cell_wall_s": walls, "wall_s": round(time.perf_counter() - start, 1)}
+def outcome_table(result: ComparisonResult, variants: Sequence[Variant]) -> pd.DataFrame:
+    """The result's per-firm outcomes, one row per environment, variant, firm and horizon, with
+    the variant's kind, overrides and strategy, and the horizon's label ("2y", "5y")."""
+    out = result.outcomes().rename(columns={"strategy": "variant"})
+    by_key = {v.key: v for v in variants}
+    out["variant"] = out.variant.astype(str)
+    out["environment"] = out.environment.astype(str)
+    out.insert(2, "kind", out.variant.map(lambda k: by_key[k].kind))
+    out.insert(3, "overrides", out.variant.map(lambda k: " ".join(by_key[k].overrides)))
+    out.insert(4, "strategy", out.variant.map(lambda k: by_key[k].strategy))
+    labels = {weeks: h for h, weeks in HORIZONS.items()}
+    out.insert(out.columns.get_loc("horizon") + 1, "weeks", out.horizon)
+    out["horizon"] = out.horizon.map(labels)
+    return out.drop(columns=["seed", "org"])
 
 
 # ----------------------------------------------------------------------------------------------
-# statistics
+# statistics (orgsim.comparison; the unpaired Welch interval is kept for contrasts.csv)
 # ----------------------------------------------------------------------------------------------
 def arm_values(
     outcomes: pd.DataFrame, env: str, horizon: str, variants: Sequence[str], col: str
 ) -> np.ndarray:
-    """Per-firm value of an arm: the mean over its variants of each firm's outcome."""
+    """Per-firm value of an arm from the outcome table: the mean over its variants of each firm's
+    outcome (what ``ComparisonResult.values`` gives)."""
     sel = outcomes[(outcomes.environment == env) & (outcomes.horizon == horizon)]
     mats = []
     for v in variants:
@@ -325,22 +251,13 @@ def arm_values(
 
 
 def paired_t(d: np.ndarray) -> tuple[float, float, float]:
-    """Mean of per-firm differences with a t interval (DescrStatsW)."""
-    stats = DescrStatsW(d)
-    if np.ptp(d) == 0.0:  # every firm differs by the same amount: no sampling variation seen
-        return float(d.mean()), float(d.mean()), float(d.mean())
-    lo, hi = stats.tconfint_mean(alpha=ALPHA)
-    return float(stats.mean), float(lo), float(hi)
-
-
-def newcombe(pa: float, pb: float, n: int) -> tuple[float, float, float]:
-    """Difference of two proportions with Newcombe's hybrid score interval (arms of n firms)."""
-    lo, hi = confint_proportions_2indep(pa * n, n, pb * n, n, method="newcomb", compare="diff", alpha=ALPHA)
-    return pa - pb, float(lo), float(hi)
+    """Mean of per-firm differences with its paired t interval (orgsim.comparison)."""
+    r = paired_difference(d, ALPHA)
+    return r["mean"], r["mean_ci_lower"], r["mean_ci_upper"]
 
 
 def contrast(
-    outcomes: pd.DataFrame,
+    result: ComparisonResult,
     env: str,
     horizon: str,
     name: str,
@@ -352,38 +269,32 @@ def contrast(
     """Estimate arm_a − arm_b for each outcome; returns tidy rows (several methods)."""
     rows = []
     base = {"environment": env, "horizon": horizon, "contrast": name, "kind": kind}
-    for col in cols:
-        a = arm_values(outcomes, env, horizon, arm_a, col)
-        b = arm_values(outcomes, env, horizon, arm_b, col)
-        n = a.size
-        est, lo, hi = paired_t(a - b)
-        rows.append(
-            {
-                **base,
-                "outcome": col,
-                "method": "paired_t",
-                "estimate": est,
-                "ci_lower": lo,
-                "ci_upper": hi,
-                "n": n,
-            }
-        )
-        if col == "survived":
-            est, lo, hi = newcombe(a.mean(), b.mean(), n)
+    weeks = HORIZONS[horizon]
+    frame = result.contrast(
+        arm_a, arm_b, name=name, outcomes=cols, horizons=[weeks], environments=[env], alpha=ALPHA
+    )
+    for col, r in zip(cols, frame.itertuples()):
+        a, b = result.values(env, arm_a, col, weeks), result.values(env, arm_b, col, weeks)
+        primary_row = {
+            **base,
+            "outcome": col,
+            "method": r.interval,
+            "estimate": r.mean,
+            "ci_lower": r.mean_ci_lower,
+            "ci_upper": r.mean_ci_upper,
+            "n": r.n,
+        }
+        if r.interval != "paired_t":  # survival: the paired t (Wald) interval too, for comparison
+            est, lo, hi = paired_t(a - b)
             rows.append(
-                {
-                    **base,
-                    "outcome": col,
-                    "method": "newcombe",
-                    "estimate": est,
-                    "ci_lower": lo,
-                    "ci_upper": hi,
-                    "n": n,
-                }
+                {**primary_row, "method": "paired_t", "estimate": est, "ci_lower": lo, "ci_upper": hi}
             )
-        elif len(arm_a) + len(arm_b) > 2:  # pooled firms, ignoring the pairing (for comparison)
-            pooled_a = np.concatenate([arm_values(outcomes, env, horizon, [v], col) for v in arm_a])
-            pooled_b = np.concatenate([arm_values(outcomes, env, horizon, [v], col) for v in arm_b])
+            rows.append(primary_row)
+            continue
+        rows.append(primary_row)
+        if len(arm_a) + len(arm_b) > 2:  # pooled firms, ignoring the pairing (for comparison)
+            pooled_a = np.concatenate([result.values(env, v, col, weeks) for v in arm_a])
+            pooled_b = np.concatenate([result.values(env, v, col, weeks) for v in arm_b])
             cm = CompareMeans(DescrStatsW(pooled_a), DescrStatsW(pooled_b))
             lo, hi = cm.tconfint_diff(alpha=ALPHA, usevar="unequal")
             rows.append(
@@ -400,29 +311,22 @@ def contrast(
     return rows
 
 
-PRIMARY = {"cum_fcf": "paired_t", "survived": "newcombe", "credit_headroom": "paired_t"}
+PRIMARY = {"cumulative_fcf": "paired_t", "survival": "newcombe", "credit_headroom": "paired_t"}
 
 
-def estimate_all(outcomes: pd.DataFrame, families: dict[str, str], envs: list[str]) -> pd.DataFrame:
+def estimate_all(result: ComparisonResult, families: dict[str, str], envs: list[str]) -> pd.DataFrame:
     eff = [s for s, f in families.items() if f == EFFICIENCY]
     cul = [s for s, f in families.items() if f == CULTURE]
     base = [s for s, f in families.items() if f == BASELINE]
-    have = set(outcomes.variant)
+    have = set(result.strategies)
     rows = []
-    done: dict[tuple, list[dict]] = {}
 
     def add(env, h, name, arm_a, arm_b, kind, cols=tuple(OUTCOMES)) -> list[dict]:
-        """The rows of one contrast; one listed under a second kind (an ablation that is also a
-        step of the path) is estimated once and its rows copied under that kind."""
-        key = (env, h, name, tuple(cols))
-        if key not in done:
-            done[key] = contrast(outcomes, env, h, name, arm_a, arm_b, kind, cols)
-            return done[key]
-        return [{**r, "kind": kind} for r in done[key]]
+        return contrast(result, env, h, name, arm_a, arm_b, kind, cols)
 
     for env in envs:
         for h in HORIZONS:
-            rows += add(env, h, "culture_aligned − efficiency_only", cul, eff, "family")
+            rows += add(env, h, FAMILY_CONTRAST, cul, eff, "family")
             for c in cul:
                 for s in eff + base:
                     rows += add(env, h, f"{c} − {s}", [c], [s], "strategy")
@@ -453,7 +357,6 @@ def estimate_all(outcomes: pd.DataFrame, families: dict[str, str], envs: list[st
                 for hh in HORIZONS:
                     rows += add(env, hh, f"{a} − {b}", [a], [b], "assumption")
         if CULTURE_REF in have and EFFICIENCY_REF in have:
-            diag = ("mean_knowledge", "code_knowledge", "fill_rate", "cum_programme_cost", "cum_revenue")
             rows += add(
                 env,
                 h,
@@ -461,7 +364,7 @@ def estimate_all(outcomes: pd.DataFrame, families: dict[str, str], envs: list[st
                 [CULTURE_REF],
                 [EFFICIENCY_REF],
                 "diagnostic",
-                diag,
+                DIAGNOSTICS,
             )
     return pd.DataFrame(rows)
 
@@ -483,8 +386,8 @@ def fmt_num(x: float, sign: bool = True) -> str:
 
 #: number format and unit of each outcome's differences (survival in percentage points)
 FORMATS: dict[str, tuple[Callable[..., str], str]] = {
-    "cum_fcf": (fmt_money, ""),
-    "survived": (fmt_pp, " pp"),
+    "cumulative_fcf": (fmt_money, ""),
+    "survival": (fmt_pp, " pp"),
     "credit_headroom": (fmt_money, ""),
     "mean_knowledge": (fmt_num, ""),
     "code_knowledge": (fmt_num, ""),
@@ -536,7 +439,7 @@ def primary(est: pd.DataFrame, **where) -> dict:
 
 def best_at_cash(outcomes: pd.DataFrame, variants: Sequence[str]) -> str:
     """The variant with the highest mean cumulative free cash flow in ``outcomes``."""
-    return max(variants, key=lambda v: pick(outcomes, variant=v).cum_fcf.mean())
+    return max(variants, key=lambda v: pick(outcomes, variant=v).cumulative_fcf.mean())
 
 
 def verdict(r: dict, pos: str, neg: str) -> str:
@@ -561,9 +464,9 @@ def levels_table(outcomes: pd.DataFrame, families: dict[str, str], envs: list[st
     for env in envs:
         for s, fam in families.items():
             sel = pick(outcomes, environment=env, variant=s, horizon=h)
-            fcf = DescrStatsW(sel.cum_fcf.to_numpy(float))
+            fcf = DescrStatsW(sel.cumulative_fcf.to_numpy(float))
             head = DescrStatsW(sel.credit_headroom.to_numpy(float))
-            n, k = len(sel), int(sel.survived.sum())
+            n, k = len(sel), int(sel.survival.sum())
             lo, hi = proportion_confint(k, n, alpha=ALPHA, method="wilson")
             f_lo, f_hi = fcf.tconfint_mean(alpha=ALPHA)
             h_lo, h_hi = head.tconfint_mean(alpha=ALPHA)
@@ -591,7 +494,7 @@ def contrast_table(est: pd.DataFrame, envs: list[str], kind: str, horizons: Sequ
                 cells_ = [
                     cell(primary(est, environment=env, horizon=h, contrast=name, outcome=o)) for o in OUTCOMES
                 ]
-                n = primary(est, environment=env, horizon=h, contrast=name, outcome="cum_fcf")["n"]
+                n = primary(est, environment=env, horizon=h, contrast=name, outcome="cumulative_fcf")["n"]
                 rows.append([env, HORIZON_NAMES[h], f"`{name}`", n, *cells_])
     return md_table(
         [
@@ -625,7 +528,7 @@ def diagnostics_table(outcomes: pd.DataFrame, families: dict[str, str], envs: li
                     f"{sel.cum_revenue.mean():,.0f}",
                     f"{net_op:,.0f}",
                     f"{sel.cum_programme_cost.mean():,.0f}",
-                    f"{sel.weeks_solvent.mean():.0f}",
+                    f"{sel.periods_solvent.mean():.0f}",
                 ]
             )
     return md_table(
@@ -834,7 +737,7 @@ def findings(
                     notes.append(
                         f"- {env}: `{ab.key}` ({ab.label}) beats `{CULTURE_REF}` on {short(o)}: `{name}` = {cell(r)}."
                     )
-                elif r["ci_lower"] <= 0 and o != "survived":
+                elif r["ci_lower"] <= 0 and o != "survival":
                     notes.append(
                         f"- {env}: `{ab.key}` ({ab.label}) ties with `{CULTURE_REF}` on {short(o)}: `{name}` = {cell(r)}."
                     )
@@ -844,8 +747,8 @@ def findings(
     # timing: the weekly advantage before and after week 104
     out += ["### How the difference develops over time", ""]
     for env in envs:
-        a2, a5 = (arm_values(outcomes, env, h, cul, "cum_fcf") for h in ("2y", "5y"))
-        b2, b5 = (arm_values(outcomes, env, h, eff, "cum_fcf") for h in ("2y", "5y"))
+        a2, a5 = (arm_values(outcomes, env, h, cul, "cumulative_fcf") for h in ("2y", "5y"))
+        b2, b5 = (arm_values(outcomes, env, h, eff, "cumulative_fcf") for h in ("2y", "5y"))
         weeks_late = HORIZONS["5y"] - HORIZONS["2y"]
         early, late = (
             dict(zip(("estimate", "ci_lower", "ci_upper"), paired_t(d)), outcome="weekly_fcf")
@@ -873,7 +776,12 @@ def findings(
                 (
                     what,
                     primary(
-                        est, environment=env, horizon="5y", kind="path", contrast=name, outcome="cum_fcf"
+                        est,
+                        environment=env,
+                        horizon="5y",
+                        kind="path",
+                        contrast=name,
+                        outcome="cumulative_fcf",
                     ),
                 )
             )
@@ -884,7 +792,7 @@ def findings(
             environment=env,
             horizon="5y",
             contrast=f"{CULTURE_REF} − {EFFICIENCY_REF}",
-            outcome="cum_fcf",
+            outcome="cumulative_fcf",
         )
         ranked = sorted(steps, key=lambda s: -abs(s[1]["estimate"]))
         out.append(
@@ -903,7 +811,7 @@ def findings(
                 environment=env,
                 horizon="5y",
                 contrast=f"{culture_off} − {CULTURE_REF}",
-                outcome="cum_fcf",
+                outcome="cumulative_fcf",
             )
             r = {**r, "estimate": -r["estimate"], "ci_lower": -r["ci_upper"], "ci_upper": -r["ci_lower"]}
             out.append(
@@ -918,7 +826,11 @@ def findings(
             ):
                 continue
             r = primary(
-                est, environment=env, horizon="5y", contrast=f"{ab.key} − {ab.parent}", outcome="cum_fcf"
+                est,
+                environment=env,
+                horizon="5y",
+                contrast=f"{ab.key} − {ab.parent}",
+                outcome="cumulative_fcf",
             )
             out.append(f"  - in another order: `{ab.key}` ({ab.label}) changes `{ab.parent}` by {cell(r)}.")
     out.append("")
@@ -953,22 +865,22 @@ def findings(
             environment=env,
             horizon="5y",
             contrast=f"{CULTURE_REF} − {EFFICIENCY_REF}",
-            outcome="cum_fcf",
+            outcome="cumulative_fcf",
         )
         bits = []
         for key, _, label in ASSUMPTIONS:
             name = f"{CULTURE_REF}@{key} − {EFFICIENCY_REF}@{key}"
             if pick(est, environment=env, contrast=name).empty:
                 continue
-            r = primary(est, environment=env, horizon="5y", contrast=name, outcome="cum_fcf")
+            r = primary(est, environment=env, horizon="5y", contrast=name, outcome="cumulative_fcf")
             # difference in differences, paired by firm: how much the assumption moves the gap
             dd = (
-                arm_values(outcomes, env, "5y", [f"{CULTURE_REF}@{key}"], "cum_fcf")
-                - arm_values(outcomes, env, "5y", [f"{EFFICIENCY_REF}@{key}"], "cum_fcf")
-                - arm_values(outcomes, env, "5y", [CULTURE_REF], "cum_fcf")
-                + arm_values(outcomes, env, "5y", [EFFICIENCY_REF], "cum_fcf")
+                arm_values(outcomes, env, "5y", [f"{CULTURE_REF}@{key}"], "cumulative_fcf")
+                - arm_values(outcomes, env, "5y", [f"{EFFICIENCY_REF}@{key}"], "cumulative_fcf")
+                - arm_values(outcomes, env, "5y", [CULTURE_REF], "cumulative_fcf")
+                + arm_values(outcomes, env, "5y", [EFFICIENCY_REF], "cumulative_fcf")
             )
-            shift = dict(zip(("estimate", "ci_lower", "ci_upper"), paired_t(dd)), outcome="cum_fcf")
+            shift = dict(zip(("estimate", "ci_lower", "ci_upper"), paired_t(dd)), outcome="cumulative_fcf")
             bits.append(f"if {label}, {cell(r)} (a change of {cell(shift)})")
         if bits:
             out.append(
@@ -982,9 +894,11 @@ def findings(
     for env in envs:
         ref = pick(outcomes, environment=env, horizon="5y")
         best = best_at_cash(ref, eff)
-        r = primary(est, environment=env, horizon="5y", contrast=f"{CULTURE_REF} − {best}", outcome="cum_fcf")
+        r = primary(
+            est, environment=env, horizon="5y", contrast=f"{CULTURE_REF} − {best}", outcome="cumulative_fcf"
+        )
         c, e = pick(ref, variant=CULTURE_REF), pick(ref, variant=best)
-        weeks = max(c.weeks_solvent.mean(), 1.0)
+        weeks = max(c.periods_solvent.mean(), 1.0)
         extra = (c.cum_programme_cost.mean() - e.cum_programme_cost.mean()) / weeks
         if r["ci_lower"] > 0:
             out.append(
@@ -1347,7 +1261,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.report_only:
         outcomes = pd.read_parquet(out / "outcomes.parquet")
+        est = pd.read_csv(out / "contrasts.csv")
         meta = json.loads((out / "run.json").read_text())
+        if "cumulative_fcf" not in set(est.outcome):
+            log(
+                f"error: {out_display}/contrasts.csv was written by an older version of this script; rerun it"
+            )
+            return 2
     else:
         families, envs = discover(args.environments)
         log(f"strategies: {families}; environments: {envs}")
@@ -1358,27 +1278,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif missing:
             log(f"strategies {sorted(missing)} not found: skipping ablations and assumption checks")
         digest_start, git_start = source_digest(), git_state()
+        cells = len(envs) * len(variants)
+        jobs = max(1, min(args.jobs, cells))
+        log(f"{cells} cells × {args.firms} firms × {PERIODS} weeks, engine={args.engine}, jobs={jobs}")
         try:
-            cells = [
-                (env, v, orgsim.compose(overrides_for(env, v, args.firms, args.seed)))
-                for env in envs
-                for v in variants
-            ]
-            jobs = max(1, min(args.jobs, len(cells)))
-            log(
-                f"{len(cells)} cells × {args.firms} firms × {PERIODS} weeks, engine={args.engine}, jobs={jobs}"
-            )
-            outcomes, timing = run_all(cells, args.engine, jobs)
+            result = run_comparison(variants, envs, args.firms, args.seed, args.engine, jobs)
         except orgsim.ConfigError as exc:
             log(f"error: {exc}")
             return 2
         args.jobs = jobs
+        timing = {
+            "cell_wall_s": {k: round(v, 2) for k, v in result.timings["cell_wall_s"].items()},
+            "wall_s": round(result.timings["simulation_s"], 1),
+        }
         meta = provenance(args, argv, timing, git_start)
         meta.update(families=families, environments=envs, source_digest=digest_start)
-        meta["configs"] = {env: {v.key: cfg.to_dict() for e, v, cfg in cells if e == env} for env in envs}
+        meta["configs"] = {
+            env: {v.key: result.configs[(env, v.key)].to_dict() for v in variants} for env in envs
+        }
         meta["source_changed_during_run"] = source_digest() != digest_start
         if meta["source_changed_during_run"]:
             log("note: orgsim/ or conf/ changed during the run; the run used the versions at its start")
+        outcomes = outcome_table(result, variants)
         for col in ("environment", "variant", "kind", "overrides", "strategy", "family", "horizon"):
             outcomes[col] = outcomes[col].astype(str)
         # each file is renamed into place when complete, run.json last
@@ -1386,12 +1307,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         atomic_write(
             out / "outcomes.csv.gz", lambda tmp: outcomes.to_csv(tmp, index=False, compression="gzip")
         )
+        est = estimate_all(result, meta["families"], meta["environments"])
+        atomic_write(out / "contrasts.csv", lambda tmp: est.to_csv(tmp, index=False))
     meta["crn_verified"] = crn_verified(outcomes)
     meta["out_display"] = out_display
     if not meta["crn_verified"]:
         log("WARNING: demand paths differ between cells of one environment; paired intervals are invalid")
-    est = estimate_all(outcomes, meta["families"], meta["environments"])
-    atomic_write(out / "contrasts.csv", lambda tmp: est.to_csv(tmp, index=False))
     run_json = json.dumps({k: v for k, v in meta.items() if k != "out_display"}, indent=2)
     atomic_write(out / "run.json", lambda tmp: Path(tmp).write_text(run_json))
     write_report(args.report, est, outcomes, meta)

@@ -5,7 +5,8 @@ The model's layers live in flat modules: :mod:`orgsim.environment` (demand, disr
 :mod:`orgsim.operations` (ordering, rationing, costs), :mod:`orgsim.management`
 (accountability), :mod:`orgsim.finance` (cash, credit, insolvency); the engines orchestrate them:
 :mod:`orgsim.engine_mesa` (the readable reference) and :mod:`orgsim.engine_numba` (the batch
-engine). :mod:`orgsim.results` queries stored runs.
+engine). :mod:`orgsim.results` queries stored runs; :func:`orgsim.compare`
+(:mod:`orgsim.comparison`) compares strategies on common random numbers.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from .config import Config, ConfigError, compose, config_from_dict
 # importing Numba, pandas and the kernels: name -> module that defines it.
 _LAZY = {
     "AccountabilityRule": "management",
+    "ComparisonResult": "comparison",
+    "compare": "comparison",
     "KPI_COLUMNS": "simulation",
     "TEAM_COLUMNS": "simulation",
     "ModelError": "simulation",
     "SimulationResult": "simulation",
     "simulate": "simulation",
 }
-_SUBMODULES = ("results",)
+_SUBMODULES = ("comparison", "results")
 
 try:
     __version__ = _metadata.version("orgsim")
@@ -36,11 +39,14 @@ __all__ = [
     "KPI_COLUMNS",
     "TEAM_COLUMNS",
     "AccountabilityRule",
+    "ComparisonResult",
     "Config",
     "ConfigError",
     "ModelError",
     "SimulationResult",
     "__version__",
+    "compare",
+    "comparison",
     "compose",
     "config_from_dict",
     "results",
