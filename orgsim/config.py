@@ -940,12 +940,18 @@ def check_repeated(overrides: list[str]) -> None:
         seen[key] = ov
 
 
+#: top-level nodes of a composed config that belong to a tool, not to the model's Config:
+#: Hydra's, an experiment's name, and the settings of a calibration or a sensitivity analysis
+#: (``conf/calibration/``, ``conf/sensitivity/``), which their tools read from the composed config
+TOOL_NODES = ("hydra", "experiment", "calibration", "sensitivity")
+
+
 def job_dict(cfg) -> dict:
-    """The run's part of a composed config as a plain, resolved dict (Hydra's node and the
-    experiment's name left out)."""
+    """The run's part of a composed config as a plain, resolved dict (the :data:`TOOL_NODES`
+    left out)."""
     from omegaconf import OmegaConf
 
-    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("hydra", "experiment")])
+    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in TOOL_NODES])
     return OmegaConf.to_container(job, resolve=True)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -34,15 +35,20 @@ __all__ = ["KPI_COLUMNS", "TEAM_COLUMNS", "ModelError", "SimulationResult", "pac
 _PACKAGES = ("orgsim", "mesa", "numba", "numpy", "pandas", "pyarrow", "hydra-core", "omegaconf")
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of Python and the packages that produce results."""
+@functools.cache
+def _versions() -> tuple[tuple[str, str], ...]:
     out = {"python": platform.python_version()}
     for name in _PACKAGES:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:  # pragma: no cover
             out[name] = "not installed"
-    return out
+    return tuple(out.items())
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages that produce results (read once per process)."""
+    return dict(_versions())
 
 
 #: keys a ``params`` row cannot set: run options, which hold for the whole population, and the
@@ -58,8 +64,9 @@ NOT_PER_FIRM = {
 }
 
 
-def _firm_configs(cfg: Config, params) -> list[Config] | None:
-    """One validated config per row of ``params`` (columns are dotted config keys)."""
+def _check_params(params) -> pd.DataFrame | None:
+    """``params`` as a DataFrame whose columns can vary per firm (checked by name, before any
+    row is validated)."""
     if params is None:
         return None
     if not isinstance(params, pd.DataFrame):
@@ -91,6 +98,11 @@ def _firm_configs(cfg: Config, params) -> list[Config] | None:
                     f"params column {key!r} varies ({values[0]!r}, {values[1]!r}, ...), must be the same "
                     "for every firm of one call (it fixes array shapes; run one call per value)"
                 )
+    return params.reset_index(drop=True)
+
+
+def _firm_configs(cfg: Config, params: pd.DataFrame) -> list[Config]:
+    """One validated config per row of a checked ``params`` (the Mesa engine runs each)."""
     base = cfg.replace(n_orgs=len(params))
     base_data = base.to_dict()  # converted once, shared by every row
     out = []
@@ -101,6 +113,19 @@ def _firm_configs(cfg: Config, params) -> list[Config] | None:
 
     check_structure(out)  # one population shares its array shapes, on either engine
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_keys(seed: int, n: int) -> np.ndarray:
+    keys = _rng.firm_keys(seed, range(n))
+    keys.setflags(write=False)
+    return keys
+
+
+def _firm_keys(seed: int, n: int) -> np.ndarray:
+    """The random keys of firms 0 … n − 1 (a calibration simulates the same firms many times:
+    they are derived once per seed and population size)."""
+    return _cached_keys(int(seed), int(n))
 
 
 def _hashable(value):
@@ -184,12 +209,20 @@ def simulate(
         cfg = cfg.replace(engine=engine)
     if teams is None:
         teams = engine == "mesa"
-    configs = _firm_configs(cfg, params)
-    if configs is not None:  # the population's size is the number of parameter rows
-        cfg = cfg.replace(n_orgs=len(configs))
+    params = _check_params(params)
+    if params is not None:  # the population's size is the number of parameter rows
+        cfg = cfg.replace(n_orgs=len(params))
     check_memory(cfg, teams)
+    # Mesa runs each firm's own config; numba packs the table column by column (orgsim._params)
+    configs = _firm_configs(cfg, params) if params is not None and engine == "mesa" else None
+    packed = None
+    if engine == "numba":
+        from . import engine_numba
+        from ._params import pack_params
+
+        packed = pack_params(cfg, params) if params is not None else engine_numba.pack([cfg], checked=True)
     n = cfg.n_orgs
-    keys = _rng.firm_keys(cfg.seed, range(n))
+    keys = _firm_keys(cfg.seed, n)
     bar = None
     if progress is None:  # roughly a few seconds of work on either engine
         work = n * cfg.periods * cfg.network.n_teams
@@ -217,8 +250,7 @@ def simulate(
         else:
             from . import engine_numba
 
-            packed = engine_numba.pack(configs or [cfg], checked=True)
-            rows = np.arange(n) if configs else np.zeros(n, dtype=np.int64)
+            rows = np.arange(n) if params is not None else np.zeros(n, dtype=np.int64)
             # the first call in a process compiles the kernel, or loads it from Numba's cache:
             # timed apart on one firm, so the run's time and throughput leave it out
             compile_time = engine_numba.warm_up(packed, keys, rows, teams=teams, notice=notice)
