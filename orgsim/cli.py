@@ -502,8 +502,6 @@ def _cell(value: dict | None) -> str:
 def sweep_table(runs: list[PlannedRun]) -> str:
     """One line per run of a sweep: the overrides that vary, whether it was computed now or
     skipped, and its headline outcomes (mean ± standard error over its firms) from meta.json."""
-    import pandas as pd
-
     keys: dict[str, set[str]] = {}
     for run in runs:
         for ov in run.overrides:
@@ -526,11 +524,12 @@ def sweep_table(runs: list[PlannedRun]) -> str:
                 outcomes[name] = f"{name} ({'%' if unit == 'share' else unit})"
                 row[outcomes[name]] = _cell(headline[name])
         rows.append(row)
-    table = pd.DataFrame(rows)
     if "cumulative_fcf" in outcomes and "operating_cost" in outcomes:  # with finance: the financial outcomes
-        table = table.drop(columns=outcomes["operating_cost"])
-    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_rows", 10_000):
-        text = table.to_string(index=False)
+        outcomes.pop("operating_cost")
+    columns = [*varying, "status", "firms", *outcomes.values()]
+    cells = [[str(c) for c in columns]] + [[str(row.get(c, "-")) for c in columns] for row in rows]
+    widths = [max(len(line[j]) for line in cells) for j in range(len(columns))]
+    text = "\n".join(" ".join(cell.rjust(w) for cell, w in zip(line, widths)) for line in cells)
     computed = sum(r["status"] == "computed" for r in rows)
     skipped = sum(r["status"] == "skipped" for r in rows)
     return (
