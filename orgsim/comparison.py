@@ -1177,7 +1177,9 @@ class ComparisonResult:
         ax.set_xlabel(f"period ({_time_unit(self.configs)})")
         ax.set_ylabel("Δ cumulative free cash flow (MU)")
         ax.set_title(
-            f"{name}: mean paired difference, {100 * (1 - alpha):g}% pointwise paired t band ({self.n_firms} firms)"
+            f"{name}: mean paired difference\n{100 * (1 - alpha):g}% pointwise paired t band, "
+            f"{self.n_firms} firms per arm",
+            fontsize=10,
         )
         ax.legend(title="environment", fontsize=8)
         ax.grid(alpha=0.3)
