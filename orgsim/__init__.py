@@ -28,7 +28,7 @@ _LAZY = {
     "SimulationResult": "simulation",
     "simulate": "simulation",
 }
-_SUBMODULES = ("comparison", "results")
+_SUBMODULES = ("comparison", "forecasting", "results")
 
 try:
     __version__ = _metadata.version("orgsim")
@@ -49,6 +49,7 @@ __all__ = [
     "comparison",
     "compose",
     "config_from_dict",
+    "forecasting",
     "results",
     "simulate",
 ]
