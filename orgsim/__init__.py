@@ -6,7 +6,8 @@ The model's layers live in flat modules: :mod:`orgsim.environment` (demand, disr
 (accountability), :mod:`orgsim.finance` (cash, credit, insolvency); the engines orchestrate them:
 :mod:`orgsim.engine_mesa` (the readable reference) and :mod:`orgsim.engine_numba` (the batch
 engine). :mod:`orgsim.results` queries stored runs; :func:`orgsim.compare`
-(:mod:`orgsim.comparison`) compares strategies on common random numbers.
+(:mod:`orgsim.comparison`) compares strategies on common random numbers; :mod:`orgsim.forecasting`
+forecasts KPI series; :func:`orgsim.calibrate` (:mod:`orgsim.calibration`) fits parameters to data.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from .config import Config, ConfigError, compose, config_from_dict
 # importing Numba, pandas and the kernels: name -> module that defines it.
 _LAZY = {
     "AccountabilityRule": "management",
+    "CalibrationResult": "calibration",
+    "calibrate": "calibration",
     "ComparisonResult": "comparison",
     "compare": "comparison",
     "KPI_COLUMNS": "simulation",
@@ -28,7 +31,7 @@ _LAZY = {
     "SimulationResult": "simulation",
     "simulate": "simulation",
 }
-_SUBMODULES = ("comparison", "forecasting", "results")
+_SUBMODULES = ("calibration", "comparison", "forecasting", "results")
 
 try:
     __version__ = _metadata.version("orgsim")
@@ -39,12 +42,15 @@ __all__ = [
     "KPI_COLUMNS",
     "TEAM_COLUMNS",
     "AccountabilityRule",
+    "CalibrationResult",
     "ComparisonResult",
     "Config",
     "ConfigError",
     "ModelError",
     "SimulationResult",
     "__version__",
+    "calibrate",
+    "calibration",
     "compare",
     "comparison",
     "compose",
