@@ -367,10 +367,21 @@ def _guarded(fn, task) -> Outcome:
 def one_thread():
     """BLAS and OpenMP limited to one thread: the models are small, and their threads only
     oversubscribe the cores (HistGradientBoosting and statsmodels' Kalman filter slow down
-    several-fold on a busy machine); it also keeps the numbers identical whatever n_jobs."""
-    from threadpoolctl import threadpool_limits
+    several-fold on a busy machine); it also keeps the numbers identical whatever n_jobs.
 
-    return threadpool_limits(limits=1)
+    The ``ThreadpoolController`` is kept between calls: finding the loaded BLAS/OpenMP libraries
+    takes ~30 ms, as long as fitting a small model. It is found again when modules were imported
+    since (a new extension module may bring its own thread pool)."""
+    global _CONTROLLER
+    from threadpoolctl import ThreadpoolController
+
+    n_modules = len(sys.modules)
+    if _CONTROLLER is None or _CONTROLLER[0] != n_modules:
+        _CONTROLLER = (n_modules, ThreadpoolController())
+    return _CONTROLLER[1].limit(limits=1)
+
+
+_CONTROLLER = None
 
 
 def _run_chunk(fn, chunk, on_done=None) -> list[Outcome]:

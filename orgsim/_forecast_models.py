@@ -128,6 +128,12 @@ class ETS(Forecaster):
     def _min_length(self):
         if self.seasonal is not None:
             m = self.seasonal_periods
+            heuristic = 10 + 2 * (m // 2)  # statsmodels' heuristic initialisation needs this many too
+            if self.initialization_method == "heuristic" and heuristic > 2 * m:
+                return (
+                    heuristic,
+                    f"10 + 2 * (seasonal_periods // 2) for the heuristic initialisation, m = {m}",
+                )
             return max(10, 2 * m), f"2 seasonal periods of {m}"
         return 10, "at least 10 observations"
 

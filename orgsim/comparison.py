@@ -58,6 +58,7 @@ from ._paired import (
     paired_difference,
     resample_counts,
 )
+from ._strategy_forecast import ForecastCheck, StrategyForecast
 from .config import Config, ConfigError, compose, config_dir, config_from_dict, with_changes
 
 __all__ = [
@@ -67,6 +68,8 @@ __all__ = [
     "FAMILY_CONTRAST",
     "OUTCOMES",
     "ComparisonResult",
+    "ForecastCheck",
+    "StrategyForecast",
     "compare",
     "firm_outcomes",
     "first_crossover",
@@ -1037,6 +1040,80 @@ class ComparisonResult:
                 )
             )
         return pd.concat(parts, ignore_index=True)
+
+    # -- forecasts past the horizon ---------------------------------------------------------
+    def forecast(
+        self,
+        kpi: str | Sequence[str] = "free_cash_flow",
+        *,
+        steps: int | None = None,
+        model=None,
+        alpha: float = 0.05,
+        train_periods: int | None = None,
+        series: str | Sequence[str] | None = None,
+        contrasts: str | Sequence[str] | None = None,
+        environments: Sequence[str] | None = None,
+        seed=0,
+        n_jobs: int | None = 1,
+        progress: bool | None = None,
+    ) -> StrategyForecast:
+        """Forecast each strategy's, each family's and each contrast's pooled KPI series past the
+        simulated horizon, with prediction intervals (:mod:`orgsim._strategy_forecast`).
+
+        Per environment: each strategy's mean over firms, each family's equal-weight mean of its
+        strategies, and each contrast's mean per-firm paired difference (by default the family
+        contrast), each fitted by its own copy of ``model`` (default: ETS with an additive trend and
+        a season when two fit) on periods 1..``train_periods`` and forecast ``steps`` periods on.
+
+        Parameters
+        ----------
+        kpi : str or list of str
+            A KPI array (``revenue``, ``free_cash_flow``, ``cash``, ...) or ``cumulative_fcf``.
+        steps : int, optional
+            Periods forecast (default one year).
+        model : orgsim.forecasting forecaster, optional
+            e.g. ``orgsim.forecasting.ETS(trend="add")``; cloned, never changed.
+        alpha : float
+            Default level 1 − alpha of the intervals.
+        train_periods : int, optional
+            Fit on the first periods only (default all); the later simulated periods are then the
+            known continuation that ``evaluate()``, ``winner()`` and ``plot()`` compare with.
+        series, contrasts, environments, seed, n_jobs, progress
+            See :func:`orgsim._strategy_forecast.forecast_comparison`.
+
+        Returns
+        -------
+        StrategyForecast
+            ``summary_frame(alpha)`` (environment × KPI × series × period: ``mean, mean_se,
+            mean_ci_lower, mean_ci_upper``), ``winner()``, ``evaluate()``, ``summary()``, ``plot()``.
+
+        Examples
+        --------
+        >>> from orgsim.comparison import compare
+        >>> from orgsim.forecasting import Drift
+        >>> res = compare(strategies=["bpo", "bso"], environments=["stable"], n_orgs=4, periods=60)
+        >>> fc = res.forecast("cumulative_fcf", steps=20, model=Drift(), train_periods=40)
+        >>> sorted(set(fc.summary_frame().kind))
+        ['difference', 'family', 'strategy']
+        >>> int(fc.winner().period.iloc[0]), fc.known_periods
+        (60, 20)
+        """
+        from ._strategy_forecast import forecast_comparison
+
+        return forecast_comparison(
+            self,
+            kpi,
+            steps=steps,
+            model=model,
+            alpha=alpha,
+            train_periods=train_periods,
+            series=series,
+            contrasts=contrasts,
+            environments=environments,
+            seed=seed,
+            n_jobs=n_jobs,
+            progress=progress,
+        )
 
     # -- subsets ----------------------------------------------------------------------------
     def select(

@@ -620,6 +620,17 @@ def test_too_short_for_a_seasonal_model_names_the_numbers():
         fc.SeasonalNaive(season_period=52).fit(y.iloc[:40])
 
 
+def test_heuristic_initialisation_needs_ten_plus_the_season():
+    """statsmodels' heuristic initialisation needs 10 + 2 * (m // 2) observations (14 for m = 4),
+    more than two seasons of 4: the check says so before statsmodels raises its own error."""
+    model = fc.ETS(trend="add", seasonal="add", seasonal_periods=4, initialization_method="heuristic")
+    with pytest.raises(
+        ValueError, match=r"(?s)y has 13 periods, too short for ETS\(.*\): it needs 14 \(10 \+ 2"
+    ):
+        model.fit(seasonal_series(n=13, m=4))
+    assert np.isfinite(model.fit(seasonal_series(n=14, m=4)).forecast(4)).all()
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_values_name_the_position(bad):
     y = seasonal_series(n=30)
