@@ -7,7 +7,8 @@ The model's layers live in flat modules: :mod:`orgsim.environment` (demand, disr
 :mod:`orgsim.engine_mesa` (the readable reference) and :mod:`orgsim.engine_numba` (the batch
 engine). :mod:`orgsim.results` queries stored runs; :func:`orgsim.compare`
 (:mod:`orgsim.comparison`) compares strategies on common random numbers; :mod:`orgsim.forecasting`
-forecasts KPI series; :func:`orgsim.calibrate` (:mod:`orgsim.calibration`) fits parameters to data.
+forecasts KPI series; :func:`orgsim.calibrate` (:mod:`orgsim.calibration`) fits parameters to data;
+:mod:`orgsim.sensitivity` screens and decomposes what drives an outcome.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ _LAZY = {
     "SimulationResult": "simulation",
     "simulate": "simulation",
 }
-_SUBMODULES = ("calibration", "comparison", "forecasting", "results")
+_SUBMODULES = ("calibration", "comparison", "forecasting", "results", "sensitivity")
 
 try:
     __version__ = _metadata.version("orgsim")
@@ -57,6 +58,7 @@ __all__ = [
     "config_from_dict",
     "forecasting",
     "results",
+    "sensitivity",
     "simulate",
 ]
 
