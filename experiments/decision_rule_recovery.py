@@ -65,6 +65,7 @@ TRUTH = {"theta": 0.36, "alpha_s": 0.26, "beta": 0.34, "s_prime": 17.0}  # conf/
 SYMBOL = {"theta": "θ", "alpha_s": "α_S", "beta": "β", "s_prime": "S'"}
 ECHELONS = ("retailer", "wholesaler", "distributor", "factory")
 INTERVALS = ("nonrobust", "HC1", "HC3", "bootstrap")
+COVER_NAMES = {"bootstrap": "wild bootstrap", "HC3_boot": "HC3 (bootstrapped datasets)"}
 
 
 def log(msg: str) -> None:
@@ -95,6 +96,8 @@ def errors_table(res, design: str, boot=None) -> pd.DataFrame:
     frames = {ct: res.summary_frame(cov_type=ct) for ct in ("nonrobust", "HC1", "HC3")}
     if boot is not None:
         frames["bootstrap"] = boot.summary_frame(method="bootstrap")
+        # the Wald intervals on the same (first) datasets, for a like-for-like comparison
+        frames["HC3_boot"] = boot.summary_frame(cov_type="HC3")
     rows = []
     main = frames["HC3"]
     for team in ECHELONS:
@@ -171,7 +174,7 @@ def markdown(tables: pd.DataFrame, meta: dict) -> str:
         t = tables[tables.design == design]
         if t.empty:
             continue
-        kinds = [k for k in INTERVALS if f"cover_{k}" in t and t[f"cover_{k}"].notna().any()]
+        kinds = [k for k in (*INTERVALS, "HC3_boot") if f"cover_{k}" in t and t[f"cover_{k}"].notna().any()]
         lines += [f"#### {title}", ""]
         head = [
             "echelon",
@@ -180,7 +183,7 @@ def markdown(tables: pd.DataFrame, meta: dict) -> str:
             "RMSE",
             "SD",
             "mean SE (HC3)",
-            *[f"cover {k}" for k in kinds],
+            *[f"cover {COVER_NAMES.get(k, k)}" for k in kinds],
             "at bound",
         ]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -200,7 +203,9 @@ def markdown(tables: pd.DataFrame, meta: dict) -> str:
         if "bootstrap" in kinds:
             lines += [
                 "",
-                f"(bootstrap: wild, {meta['n_boot']} draws, on the first {int(t.n_bootstrap.iloc[0])} datasets)",
+                f"(wild bootstrap: residuals scaled by 1/(1 − h), Rademacher signs, {meta['n_boot']} draws, "
+                f"percentile intervals, on the first {int(t.n_bootstrap.iloc[0])} datasets; the last coverage "
+                "column gives HC3's on those same datasets)",
             ]
         lines.append("")
     lines += [

@@ -941,7 +941,7 @@ class CalibrationResult:
             ax.axvspan(max(lo, frame.loc[name, "mean_ci_lower"]), min(hi, frame.loc[name, "mean_ci_upper"]),
                        color="#c44e52", alpha=0.12, label=f"{100 * (1 - alpha):g}% Wald interval")  # fmt: skip
             ax.set_xlabel(f"{name} (parameter units)")
-            ax.set_ylabel("loss g'Wg (weighted squared distance, log scale)")
+            ax.set_ylabel("loss g'Wg (dimensionless, log scale)")
             ax.set_title(f"loss along {name}")
             ax.legend(fontsize=7)
         fig.suptitle("Loss landscape slices through the estimate (other parameters held at it)")

@@ -312,8 +312,8 @@ def test_default_intervals_are_hc3_wald():
 
 @pytest.mark.slow
 def test_wild_bootstrap_spread_agrees_with_the_sandwich():
-    """The wild bootstrap's standard deviation estimates the same spread as the HC standard
-    error. With B = 200 draws the bootstrap SD has a relative Monte Carlo error of about
+    """The wild bootstrap (residuals scaled by 1/(1 − h)) estimates the same spread as the HC3
+    standard error. With B = 200 draws the bootstrap SD has a relative Monte Carlo error of about
     1/sqrt(2B) = 5%, and the two differ at finite n by a few per cent: tolerance 25%."""
     teams = teams_of(*BEER, *NOISY, "management.execution_noise=0.05")
     teams = teams[teams.team.isin(["retailer", "factory"])]
@@ -321,7 +321,7 @@ def test_wild_bootstrap_spread_agrees_with_the_sandwich():
         teams, fixed_order_periods=4, n_boot=200, seed=7, delay={"retailer": 4, "factory": 3}
     )
     boot = res.summary_frame(method="bootstrap")
-    wald = res.summary_frame(cov_type="HC1")
+    wald = res.summary_frame(cov_type="HC3")
     for name in PARAMETERS:
         ratio = boot[f"{name}_se"] / wald[f"{name}_se"]
         assert ratio.between(0.75, 1.25).all(), (name, ratio.tolist())
