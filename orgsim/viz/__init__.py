@@ -81,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if importlib.util.find_spec("solara_assets") is None:
+        print(
+            "orgsim-viz: solara-assets is not installed, so the page loads its JavaScript from a CDN "
+            "(offline: pip install 'solara[assets]')",
+            file=sys.stderr,
+        )
     print(f"orgsim-viz: serving the interactive firm at http://{args.host}:{args.port}/ (Ctrl-C to stop)")
     sys.stdout.flush()
     try:

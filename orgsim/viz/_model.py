@@ -177,13 +177,6 @@ def _compose(overrides: tuple[str, ...]) -> Config:
     return compose(list(overrides))
 
 
-def _value(value) -> str:
-    """A value as Hydra override text."""
-    if isinstance(value, float):
-        return repr(round(value, 10))
-    return str(value)
-
-
 def _extra_overrides(text: str) -> list[str]:
     """The free-text overrides (separated by spaces, commas are part of list values)."""
     if not isinstance(text, str):
@@ -196,10 +189,11 @@ class FirmExplorer(mesa.Model):
 
     Every keyword argument but ``strategy``, ``environment``, ``compare_with``, ``seed``,
     ``periods`` and ``overrides`` is a lever of :data:`LEVERS` and sets the configuration
-    field named there. The configuration is ``orgsim.compose`` of, in this order,
-    ``environment=<environment>``, ``strategy=<strategy>``, ``seed``, ``periods``, the
-    environment levers, the strategy levers and the free-text ``overrides``; the twin's is the
-    same with ``strategy=<compare_with>`` and without the strategy levers.
+    field named there. Firm A's configuration is ``orgsim.compose`` of
+    ``strategy=<strategy>``, ``environment=<environment>``, ``seed``, ``periods`` and the
+    free-text ``overrides``, then :meth:`Config.replace` with every lever (validated by the same
+    rules, ``config_from_dict``); the twin's is the same with ``strategy=<compare_with>`` and
+    only the environment levers. The levers come last, so they win over ``overrides``.
 
     Parameters
     ----------
@@ -282,18 +276,16 @@ class FirmExplorer(mesa.Model):
         self.firm: Firm | None = None
         self.twin: Firm | None = None
         try:
-            base = [f"environment={environment}", f"seed={seed}", f"periods={periods}"]
-            env = [
-                f"{_LEVER[k].field}={_value(v)}"
-                for k, v in levers.items()
-                if _LEVER[k].group == "environment"
-            ]
-            own = [
-                f"{_LEVER[k].field}={_value(v)}" for k, v in levers.items() if _LEVER[k].group == "strategy"
-            ]
-            extra = _extra_overrides(overrides)
-            self.config = _compose((*base, f"strategy={strategy}", *env, *own, *extra))
-            self.twin_config = _compose((*base, f"strategy={compare_with}", *env, *extra))
+            base = (
+                f"environment={environment}",
+                f"seed={seed}",
+                f"periods={periods}",
+                *_extra_overrides(overrides),
+            )
+            env = {_LEVER[k].field: v for k, v in levers.items() if _LEVER[k].group == "environment"}
+            own = {_LEVER[k].field: v for k, v in levers.items() if _LEVER[k].group == "strategy"}
+            self.config = _compose((f"strategy={strategy}", *base)).replace(**env, **own)
+            self.twin_config = _compose((f"strategy={compare_with}", *base)).replace(**env)
         except ConfigError as exc:
             self.error = str(exc)
             self.config = self.twin_config = None
