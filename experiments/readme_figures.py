@@ -17,8 +17,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import orgsim  # noqa: E402
-from orgsim._io import atomic_write  # noqa: E402
+import orgsim
+from orgsim._io import atomic_write
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "figures" / "comparison.png"
 
