@@ -1365,7 +1365,8 @@ class EarlyWarningResult:
         )
         s.add_text(
             f"Scores: out-of-fold over {self.n_splits} grouped splits (no firm index in both folds); interval: "
-            f"corrected resampled t (Nadeau & Bengio 2003), its coverage not verified for this model. "
+            "corrected resampled t (Nadeau & Bengio 2003); its coverage was measured in one setting only "
+            "(docs/early_warning.md). "
             f"Importance: permutation on held-out units (drop in {_METRIC_KEY[self.task]})."
         )
         for line in self.verdict(alpha):
