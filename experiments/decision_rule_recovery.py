@@ -22,7 +22,7 @@ infers it correctly from the records alone.
 
 Usage::
 
-    python experiments/decision_rule_recovery.py              # R = 200, about 6 min on 2 cores
+    python experiments/decision_rule_recovery.py              # R = 200, 24 min on 2 busy shared cores
     python experiments/decision_rule_recovery.py --datasets 40 --boot-datasets 10 --report /tmp/dr.md
 
 It rewrites the section between the markers in ``docs/decision_rules.md`` (``--report``),

@@ -558,7 +558,7 @@ def fit_ordering_rule(
     n/(n − k); HC3: w = r²/(1 − h)², h the leverages diag(J (JᵀJ)⁻¹ Jᵀ)), which allow the
     spread of orgsim's multiplicative execution noise to grow with the order. HC3 is the
     default: in the recovery study of docs/decision_rules.md (beer game, 200 weeks, 200 datasets)
-    its 95% intervals covered 91-97% of the time, HC1's 90-95% and the nonrobust ones 79-100%. All
+    its 95% intervals covered 91.0-96.5% of the time, HC1's 89.5-94.5%, the nonrobust 78.5-99.5%. All
     are asymptotic; at a bound (a parameter estimated at 0 or 1, listed in ``at_bound``) the
     normal interval does not hold. With ``n_boot > 0`` a bootstrap refits each team ``n_boot``
     times with the states held fixed (``bootstrap="wild"``: each residual, scaled by 1/(1 − h) as
