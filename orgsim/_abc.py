@@ -283,9 +283,6 @@ class ABCPosterior:
     def plot(self, alpha: float = 0.05):
         """Marginal posterior histograms (weighted), with the credible interval and, if known,
         the SMM estimate; and the tolerance per generation. Returns the figure."""
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
 
         names = list(self.particles.columns)

@@ -1056,9 +1056,6 @@ def _series_unit(name: str) -> str:
 
 
 def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     return plt
@@ -1444,6 +1441,9 @@ def main(argv: list[str] | None = None) -> int:
     after a kill and it resumes without repeating finished trials. A bad input is one line on
     standard error and exit status 2; another failure exit status 1.
     """
+    from .plots import use_headless_backend
+
+    use_headless_backend()
     try:
         args = _Parser.make().parse_intermixed_args(argv)
     except SystemExit as exc:

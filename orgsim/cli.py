@@ -404,7 +404,9 @@ def write_run(result, out: Path, overrides: list[str], *, teams: bool) -> list[s
     """Write one run's files into ``out`` (``meta.json`` last); return the file names."""
     from omegaconf import OmegaConf
 
-    from .plots import fan_chart, key_kpis
+    from .plots import fan_chart, key_kpis, use_headless_backend
+
+    use_headless_backend()
 
     config = result.config
     rid = run_id(config)

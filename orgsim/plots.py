@@ -1,7 +1,21 @@
-"""Plots of results (matplotlib, headless): fan charts of KPIs over time.
+"""Plots of results (matplotlib, headless), all in one place.
 
-Every figure has a title that names what it shows (scenario, environment, firms), axis labels
-with units and a legend.
+Every figure has a title that names what it shows, axis labels with units and a legend
+(``tests/test_plots.py`` checks each kind). The figures of the analysis tools are drawn by their
+results objects; the functions here are the one index of them, so that a notebook, a report
+command and ``orgsim-results plot`` draw the same figure:
+
+==========================  ===============================================================
+:func:`fan_chart`           KPIs over time, median and 50% / 90% bands across firms, per strategy
+:func:`paired_difference`   a comparison's paired difference over time with its band
+:func:`effects_forest`      a comparison's effects with their intervals (forest plot)
+:func:`comparison`          both of the above side by side
+:func:`forecast_fan`        forecasts past the horizon, the simulated continuation overlaid
+:func:`calibration_fit`     a calibration's observed against simulated series
+:func:`calibration_slices`  the calibration loss along each parameter through the estimate
+:func:`sensitivity_bars`    Morris (μ*, σ with the noise floor) or Sobol' indices with intervals
+:func:`win_map`             where each management family wins (surrogate), over two parameters
+==========================  ===============================================================
 """
 
 from __future__ import annotations
@@ -11,7 +25,20 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["KEY_KPIS", "KPI_UNITS", "fan_chart", "key_kpis"]
+__all__ = [
+    "KEY_KPIS",
+    "KPI_UNITS",
+    "calibration_fit",
+    "calibration_slices",
+    "comparison",
+    "effects_forest",
+    "fan_chart",
+    "forecast_fan",
+    "key_kpis",
+    "paired_difference",
+    "sensitivity_bars",
+    "win_map",
+]
 
 #: the KPIs drawn in a run's fan chart when every layer is on
 KEY_KPIS = ("cash", "credit_headroom", "free_cash_flow", "fill_rate", "inventory_units", "mean_knowledge")
@@ -97,9 +124,6 @@ def fan_chart(
     time_unit : str
         What one period is (``scenario.time_unit``), for the x axis and the units.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
@@ -183,3 +207,72 @@ def fan_chart(
     fig.tight_layout(rect=(0, 0.35 / fig.get_figheight(), 1, 1 - 0.35 / fig.get_figheight()))
     fig.savefig(path, dpi=90, format="png")
     plt.close(fig)
+
+
+def use_headless_backend() -> None:
+    """For a console command, which only writes files: draw with Agg (no window, no display
+    needed) unless ``MPLBACKEND`` names a backend. Library functions never switch the backend, so
+    that figures show inline in JupyterLab."""
+    import os
+
+    if not os.environ.get("MPLBACKEND"):
+        import matplotlib
+
+        matplotlib.use("Agg")
+
+
+# -- the analysis tools' figures -------------------------------------------------------------
+def _figure(ax_or_fig):
+    """The Figure of what a results object's plot method returned (an Axes or a Figure)."""
+    return (
+        ax_or_fig.figure if hasattr(ax_or_fig, "figure") and not hasattr(ax_or_fig, "savefig") else ax_or_fig
+    )
+
+
+def paired_difference(result, contrast: str | None = None, alpha: float = 0.05, ax=None):
+    """Mean paired difference over time of an :class:`orgsim.ComparisonResult`'s contrast
+    (default: the family contrast) in cumulative free cash flow, per environment, with its
+    pointwise paired-t band at level 1 − ``alpha``. Returns the Figure."""
+    return _figure(result.plot_difference(contrast=contrast, alpha=alpha, ax=ax))
+
+
+def effects_forest(result, outcome: str = "cumulative_fcf", alpha: float = 0.05, ax=None, **kwargs):
+    """Forest plot of an :class:`orgsim.ComparisonResult`'s effects on ``outcome`` at its last
+    horizon, every contrast and environment, with their intervals. Returns the Figure."""
+    return _figure(result.plot_effects(outcome=outcome, alpha=alpha, ax=ax, **kwargs))
+
+
+def comparison(result, contrast: str | None = None, outcome: str = "cumulative_fcf", alpha: float = 0.05):
+    """:func:`paired_difference` and :func:`effects_forest` side by side (the figure of
+    ``orgsim-compare``). Returns the Figure."""
+    return result.plot(contrast=contrast, outcome=outcome, alpha=alpha)
+
+
+def forecast_fan(forecast, **kwargs):
+    """Forecast fans of a :class:`orgsim.comparison.StrategyForecast` (``ComparisonResult.forecast``)
+    past the training window, with the simulator's own continuation overlaid when the forecast
+    was fitted on fewer periods than were simulated. Returns the Figure."""
+    return _figure(forecast.plot(**kwargs))
+
+
+def calibration_fit(result, max_series: int = 6):
+    """Observed against simulated series of a :class:`orgsim.CalibrationResult`. Returns the Figure."""
+    return _figure(result.plot_fit(max_series=max_series))
+
+
+def calibration_slices(result, n_points: int = 21, alpha: float = 0.05):
+    """The calibration loss along each free parameter through the estimate, with its interval.
+    Returns the Figure."""
+    return _figure(result.plot_slices(n_points=n_points, alpha=alpha))
+
+
+def sensitivity_bars(result, alpha: float = 0.05, ax=None):
+    """Morris (μ* against σ, with the replicate-noise floor) or Sobol' indices (S1 and ST with
+    intervals) of an :mod:`orgsim.sensitivity` result. Returns the Figure."""
+    return _figure(result.plot(alpha=alpha, ax=ax))
+
+
+def win_map(surrogate, x: str, y: str, **kwargs):
+    """Where each family wins over parameters ``x`` and ``y`` (the others at their middle), from
+    a fitted :class:`orgsim.surrogate.FamilySurrogate`. Returns the Figure."""
+    return _figure(surrogate.win_map(x, y, **kwargs).plot())

@@ -219,9 +219,6 @@ def write_report(
     The forecasts ``forecast_steps`` periods past the horizon (default one year; 0: none) and
     the backtests are computed by :func:`forecasts` unless ``forecast`` (and ``backtests``)
     are given."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     from ._io import atomic_write, write_meta
     from .cli import git_commit
     from .simulation import package_versions
@@ -422,6 +419,9 @@ def _names(text: str | None, option: str) -> list[str] | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """``orgsim-compare [overrides] [--firms N] ...``: compare the strategies, print the headline
     and write the report directory."""
+    from .plots import use_headless_backend
+
+    use_headless_backend()
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _Parser(prog="orgsim-compare", description=__doc__.split("\n\n")[0])
     parser.add_argument(

@@ -568,6 +568,9 @@ def format_summary(table: pd.DataFrame) -> str:
 def main(argv: list[str] | None = None) -> int:
     """``orgsim-results summarize PATH``: print a table per strategy and environment;
     ``orgsim-results plot PATH``: draw the store's KPIs per strategy and environment."""
+    from .plots import use_headless_backend
+
+    use_headless_backend()
     parser = _Parser(prog="orgsim-results", description="Query orgsim results stores.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("summarize", help="a table per strategy and environment")

@@ -1683,6 +1683,9 @@ def main(argv: list[str] | None = None) -> int:
     ``+sensitivity.parameters.demand.rho=[0,0.8]``), the model's (``environment=volatile``,
     ``periods=104``), ``seed=N`` and ``engine=mesa``. Bad input: one line, exit status 2.
     """
+    from .plots import use_headless_backend
+
+    use_headless_backend()
     parser = _Parser(prog=_PROG, description="Run a sensitivity analysis configured in conf/sensitivity/.")
     parser.add_argument(
         "name", nargs="?", help="an analysis in conf/sensitivity/ (the file name without .yaml)"
