@@ -4,6 +4,12 @@ Run with one command from the repository root::
 
     python benchmarks/bench_engines.py            # full run (~2 min on 2 cores; --big adds ~1 min)
     python benchmarks/bench_engines.py --quick    # smaller sizes (~40 s)
+    python benchmarks/bench_engines.py --against ../old --ab-only   # A/B against another tree
+
+``--against DIR`` also measures the same numba and Mesa runs on the orgsim of another checkout
+(``DIR``, e.g. ``git archive`` of the commit before a change), alternating the two trees for
+``--rounds`` rounds in one benchmark run, so that both see the same machine state; the JSON's
+``"ab"`` keeps every round.
 
 It prints a Markdown table and writes ``benchmarks/results/engines.json``. Each measurement runs
 in a fresh subprocess so compile time, cached start and peak memory (``ru_maxrss``) are those of
@@ -50,9 +56,11 @@ def _child(spec: dict) -> dict:
         t1 = time.perf_counter()
         orgsim.simulate(cfg.replace(n_orgs=1, periods=2), engine="numba", teams=False)
         out["first_call_s"] = time.perf_counter() - t1  # compile (cold) or cache load (warm)
-    walls = []
+    walls, cpus = [], []
     for _ in range(spec.get("repeats", 1)):
+        c0 = time.process_time()
         res = orgsim.simulate(cfg, engine=spec["engine"], teams=False)
+        cpus.append(time.process_time() - c0)  # all threads' CPU time: steadier on a shared machine
         walls.append(res.wall_time)
     n_teams = res.network.n_teams
     out.update(
@@ -62,6 +70,8 @@ def _child(spec: dict) -> dict:
         teams=n_teams,
         team_periods=res.team_periods,
         walls_s=walls,
+        cpu_s=cpus,
+        team_periods_per_cpu_s=res.team_periods / min(cpus),
         wall_s=min(walls),
         team_periods_per_s=res.team_periods / min(walls),
         peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -72,17 +82,23 @@ def _child(spec: dict) -> dict:
 
 
 def measure(
-    engine: str, overrides: list[str], *, cache_dir: str, threads: int | None = None, repeats: int = 5
+    engine: str,
+    overrides: list[str],
+    *,
+    cache_dir: str | None,
+    threads: int | None = None,
+    repeats: int = 5,
+    root: Path = ROOT,
 ) -> dict:
     spec = {"engine": engine, "overrides": overrides, "threads": threads, "repeats": repeats}
-    env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
+    env = dict(os.environ) if cache_dir is None else {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
     here = str(Path(__file__).parent)
     code = (
         f"import json, sys; sys.path.insert(0, {here!r}); from bench_engines import _child; "
         "print(json.dumps(_child(json.loads(sys.argv[1]))))"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True, env=env, cwd=ROOT
+        [sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True, env=env, cwd=root
     )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr)
@@ -94,6 +110,9 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="smaller sizes")
     ap.add_argument("--big", action="store_true", help="also run 10^6 teams x 520 periods (memory check)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "engines.json"))
+    ap.add_argument("--against", help="another checkout's root: measure its orgsim too, alternating")
+    ap.add_argument("--rounds", type=int, default=3, help="A/B rounds with --against")
+    ap.add_argument("--ab-only", action="store_true", help="with --against: only the A/B rounds")
     args = ap.parse_args(argv)
     q = args.quick
     periods = 260 if q else 520
@@ -106,6 +125,13 @@ def main(argv=None) -> int:
             "platform": platform.platform(),
         }
     }
+    if args.against:
+        rows["ab"] = ab_rounds(Path(args.against).resolve(), firms, periods, mesa_firms, args.rounds)
+    if args.against and args.ab_only:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(rows, indent=2))
+        print(ab_report(rows["ab"]))
+        return 0
     with tempfile.TemporaryDirectory() as cache:
         # the cold run only times its first call (the compile), so its timed run is tiny
         cold = measure("numba", ["n_orgs=1", "periods=2"], cache_dir=cache, repeats=1)
@@ -145,7 +171,49 @@ def main(argv=None) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(rows, indent=2))
     print(report(rows))
+    if "ab" in rows:
+        print("\n" + ab_report(rows["ab"]))
     return 0
+
+
+def ab_rounds(other: Path, firms: int, periods: int, mesa_firms: int, rounds: int) -> dict:
+    """The default numba run (2 threads and 1) and the Mesa run on ``other``'s orgsim and on
+    this one, alternating ``rounds`` times (each tree's kernels from its own on-disk cache,
+    compiled there first if need be, untimed)."""
+    trees = {"before": other, "after": ROOT}
+    out: dict = {"before_root": str(other), "after_root": str(ROOT), "rounds": []}
+    size = [f"n_orgs={firms}", f"periods={periods}"]
+    for root in trees.values():  # compile (or load) each tree's kernels before timing
+        measure("numba", ["n_orgs=1", "periods=2"], cache_dir=None, repeats=1, root=root)
+    for r in range(rounds):
+        row = {}
+        for name, root in trees.items():
+            row[name] = {
+                "numba": measure("numba", size, cache_dir=None, root=root),
+                "numba_1_thread": measure("numba", size, cache_dir=None, threads=1, root=root),
+                "mesa": measure("mesa", [f"n_orgs={mesa_firms}", f"periods={periods}"], cache_dir=None,
+                                repeats=1, root=root),
+            }  # fmt: skip
+        out["rounds"].append(row)
+        print(f"A/B round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
+    return out
+
+
+def ab_report(ab: dict) -> str:
+    lines = [
+        "| round | measure | before | after | after / before | per CPU-s: before | after | after / before |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for i, row in enumerate(ab["rounds"], start=1):
+        for key in ("numba", "numba_1_thread", "mesa"):
+            b, a = row["before"][key], row["after"][key]
+            wb, wa = b["team_periods_per_s"], a["team_periods_per_s"]
+            cb, ca = b["team_periods_per_cpu_s"], a["team_periods_per_cpu_s"]
+            lines.append(
+                f"| {i} | {key} team-periods/s | {wb:,.0f} | {wa:,.0f} | {wa / wb:.3f} "
+                f"| {cb:,.0f} | {ca:,.0f} | {ca / cb:.3f} |"
+            )
+    return "\n".join(lines)
 
 
 def report(rows: dict) -> str:

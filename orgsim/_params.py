@@ -10,7 +10,8 @@ its steady state, per-stage values, booleans, choices, fields bound by a rule ac
 goes the old way, one config per distinct combination of those columns' values.
 
 The checks are the same, with the same messages: every DIRECT field's rule is an interval
-(``_num`` in :mod:`orgsim.config`: finite, within [lo, hi], integral for integer fields), so a
+(its declaration, a :class:`orgsim.config.Param`, is checked for that at import: finite, within
+[lo, hi], integral for integer fields, nothing more), so a
 column satisfies it when its values are finite (and integral) and its smallest and largest
 value pass the section's own validation; when one does not, the first row that fails is
 validated on its own and its ConfigError is raised. ``tests/test_params.py`` checks that both
@@ -25,7 +26,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from .config import Config, config_from_dict, with_changes
+from .config import Config, config_from_dict, parameters, with_changes
 
 __all__ = ["DIRECT", "pack_params"]
 
@@ -88,6 +89,16 @@ DIRECT: dict[str, str] = {
     "management.socialisation_boost": "socialisation_boost",
 }
 
+#: a column is checked by its extremes only if its field's whole rule is one interval: declared
+#: (orgsim.config.Param) as a single number, neither per stage nor nullable, with no further check
+_NOT_AN_INTERVAL = [
+    key
+    for key in DIRECT
+    if (p := parameters()[key]).kind != "number" or p.per_stage or p.nullable or p.also is not None
+]
+if _NOT_AN_INTERVAL:  # pragma: no cover - a declaration changed under the fast path
+    raise TypeError(f"{_NOT_AN_INTERVAL[0]} is in DIRECT, but its rule is not one interval")
+
 #: fields bound by the rule on orders without a floor (docs/model.md §7.10): direct only when
 #: the base config allows no negative orders, so that the rule cannot apply
 _NEGATIVE_ORDER_RULE = ("policy.beta", "culture.beta_sensitivity")
@@ -117,8 +128,7 @@ def _check_value(base: Config, key: str, value) -> None:
 def _check_column(base: Config, key: str, column: pd.Series) -> None:
     """Raise the ConfigError of the first row whose value breaks ``key``'s rule (validated as
     given, so the message shows the value as the row holds it)."""
-    section, name = key.split(".")
-    integer = type(getattr(base, section)).__dataclass_fields__[name].type == "int"
+    integer = parameters()[key].integer
     raw = column.to_numpy()
     values = raw.astype(np.float64)
     bad = ~np.isfinite(values)

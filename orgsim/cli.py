@@ -12,6 +12,11 @@ that names the field, its value and what is allowed, and exits with status 2 (so
 directory that cannot be created). A write that fails during a run (a full disk) gives one line
 and exit status 1; finished runs are kept.
 
+``rules=module.Class`` (or ``+rules=``) runs the Mesa engine (``engine=mesa``) with a
+researcher's :class:`orgsim.AccountabilityRule` subclass for every team (docs/custom_rules.md);
+the module is imported from the working directory or the Python path, and the class name is part
+of the run's id. A name that is not such a class, or another engine, is refused in one line.
+
 A sweep whose runs are all complete (``meta.json`` present, every file matching its recorded
 size and SHA-256) is not launched again: the command prints the sweep's table and returns. A
 sweep prints one line per run and, at the end, one table of every run; each run's own summary
@@ -335,9 +340,12 @@ def check_writable(directory: str | os.PathLike, field: str = "hydra.run.dir") -
 # one run
 # --------------------------------------------------------------------------------------------
 def run_id(config) -> str:
-    """Key of a run: a hash of its resolved config (output options excluded)."""
+    """Key of a run: a hash of its resolved config (output options excluded) and of the
+    accountability rule class named by ``rules=``, if any."""
     data = config.to_dict()
     data.pop("output", None)
+    if os.environ.get(RULES_ENV):
+        data["rules"] = os.environ[RULES_ENV]
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -443,6 +451,53 @@ def write_run(result, out: Path, overrides: list[str], *, teams: bool) -> list[s
     return list(files)
 
 
+#: where ``main`` leaves the ``rules=module.Class`` of the command line for the runs (a sweep's
+#: workers inherit the environment)
+RULES_ENV = "ORGSIM_RULES"
+
+
+def load_rules(spec: str):
+    """The :class:`orgsim.AccountabilityRule` subclass named ``module.Class`` (the module is
+    imported from the working directory or the Python path); ConfigError if it is not one."""
+    from .management import AccountabilityRule
+
+    module, _, name = spec.rpartition(".")
+    if not module or not name.isidentifier():
+        raise ConfigError(f"rules == {spec!r}, must be module.Class (an AccountabilityRule subclass)")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        import importlib
+
+        found = getattr(importlib.import_module(module), name, None)
+    except Exception as exc:
+        raise ConfigError(
+            f"rules == {spec!r}, must name an importable module ({type(exc).__name__}: {exc})"
+        ) from None
+    if not (isinstance(found, type) and issubclass(found, AccountabilityRule)):
+        raise ConfigError(f"rules == {spec!r}, must name an AccountabilityRule subclass, got {found!r}")
+    return found
+
+
+def _check_rules_runs(spec: str, runs: list[PlannedRun]) -> None:
+    """ConfigError unless every run can use the rule class ``spec``: the Mesa engine, and a
+    rule that can be made for every team."""
+    from .engine_mesa import check_rules
+    from .network import build_network
+
+    rules = load_rules(spec)
+    for run in runs:
+        if run.config.engine != "mesa":
+            raise ConfigError(
+                f"rules == {spec!r} needs engine=mesa (the numba engine runs the built-in rules only), "
+                f"got engine == {run.config.engine!r}"
+            )
+    try:
+        check_rules(rules, build_network(runs[0].config), runs[0].config)
+    except (TypeError, ValueError, NotImplementedError) as exc:
+        raise ConfigError(f"rules == {spec!r}, must make a rule for every team ({exc})") from None
+
+
 def _run(cfg) -> None:
     import logging
 
@@ -468,7 +523,12 @@ def _run(cfg) -> None:
     if why:
         print(f"recompute {out}: {why}")
     start = time.perf_counter()
-    result = simulate(config, teams=config.output.teams)  # progress bar when long, on a terminal
+    spec = os.environ.get(RULES_ENV)
+    rules = load_rules(spec) if spec else None
+    if spec:
+        overrides.append(f"rules={spec}")
+    # progress bar when long, on a terminal
+    result = simulate(config, teams=config.output.teams, rules=rules)
     try:
         write_run(result, out, overrides, teams=config.output.teams)
     except OSError as exc:
@@ -579,6 +639,14 @@ def _prepare_numba(runs: list[PlannedRun]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``orgsim`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # rules=module.Class (or +rules=): the Mesa engine's accountability rule class, not a config key
+    given_rules = [a for a in argv if a.split("=", 1)[0].lstrip("+") == "rules" and "=" in a]
+    argv = [a for a in argv if a not in given_rules]
+    spec = given_rules[-1].split("=", 1)[1] if given_rules else None
+    if spec:
+        os.environ[RULES_ENV] = spec
+    else:
+        os.environ.pop(RULES_ENV, None)
     flags = {a.split("=")[0] for a in argv if a.startswith("-")}
     multirun = bool(flags & {"-m", "--multirun"})
     printing = bool(flags & _PRINT_FLAGS)
@@ -608,7 +676,11 @@ def main(argv: list[str] | None = None) -> int:
     if printing or not flags & _HYDRA_INFO_FLAGS:
         try:
             _check_arguments(argv)
+            if spec:
+                load_rules(spec)
             hydra = validate_overrides(overrides, multirun, runs_write=not printing)
+            if spec and not printing:
+                _check_rules_runs(spec, hydra["_runs"])
             for key in ("_run_dir", "_sweep_dir"):
                 if not str(hydra[key]).strip():
                     field = "hydra.run.dir" if key == "_run_dir" else "hydra.sweep.dir"

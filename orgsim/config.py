@@ -6,6 +6,12 @@ style of scikit-learn's ``check_scalar``::
 
     network.lead_time == -1, must be >= 1
 
+Each field is declared once, in its dataclass: its default, and in its metadata a :class:`Param`
+(kind, range, unit, meaning, source; every one by dotted key from :func:`parameters`). One
+validator reads the declarations; the rules that bind several fields are explicit code at the
+end of ``Config.__post_init__``. The parameter tables of ``docs/model.md`` §12 are generated
+from the same declarations (``python -m orgsim._param_table``).
+
 Hydra stays at the edge: :func:`register_configs` stores these dataclasses as the schema of
 ``conf/config.yaml``, and :func:`compose` turns a list of Hydra overrides into a validated
 :class:`Config` for library use.
@@ -14,10 +20,12 @@ Hydra stays at the edge: :func:`register_configs` stores these dataclasses as th
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 import sys
-from collections.abc import Iterable, Mapping
+import typing
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,12 +43,14 @@ __all__ = [
     "ManagementConfig",
     "NetworkConfig",
     "OutputConfig",
+    "Param",
     "PolicyConfig",
     "ScenarioConfig",
     "StrategyConfig",
     "SupplyConfig",
     "compose",
     "config_from_dict",
+    "parameters",
     "register_configs",
     "with_changes",
 ]
@@ -175,6 +185,149 @@ def _set(obj, name, value):
 
 
 # --------------------------------------------------------------------------------------------
+# parameters: one declaration per field (its default, rule, unit, meaning and source)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Param:
+    """What a config field is: its rule, unit, meaning and source, declared once.
+
+    Stored in the field's metadata (``dataclasses.fields(NetworkConfig)[0].metadata["param"]``,
+    or :func:`parameters`), it drives the one validator (:meth:`validate`), the parameter tables
+    of ``docs/model.md`` §12 (``python -m orgsim._param_table``) and the config tests.
+
+    ``kind`` is ``"number"`` (finite, within ``lo``/``hi``, each bound closed unless
+    ``lo_open``/``hi_open``; ``integer``: integral, held as ``int``), ``"choice"`` (one of
+    ``choices``), ``"flag"`` (true or false), ``"identifier"`` (letters, digits, underscores),
+    ``"text"`` (any string) or ``"roles"`` (the stage names of ``network.roles``). A
+    ``per_stage`` number takes one value or a list of one per stage (``nullable``: each may be
+    null). ``also`` is a further check of the field's value alone; ``rule`` states, for the
+    docs, what ``also`` or a rule across fields (:class:`Config`) adds. ``null_means`` says
+    what null stands for; ``unit`` is ``"–"`` for a pure number or a label.
+    """
+
+    kind: str
+    meaning: str
+    unit: str
+    source: str
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    integer: bool = False
+    per_stage: bool = False
+    nullable: bool = False
+    choices: tuple[str, ...] = ()
+    null_means: str = ""
+    rule: str = ""
+    also: Callable[[str, Any], None] | None = None
+
+    def validate(self, path: str, value: Any, stages: int | None = None) -> Any:
+        """``value`` checked against this declaration and normalised (an ``int`` or ``float``;
+        a tuple of ``stages`` values for a per-stage field or the roles); raises ConfigError
+        naming ``path``, the value and the rule."""
+        if self.kind == "number":
+            bounds = dict(lo=self.lo, hi=self.hi, lo_open=self.lo_open, hi_open=self.hi_open)
+            if self.per_stage:
+                out = _per_stage(
+                    path, value, stages, allow_none=self.nullable, integer=self.integer, **bounds
+                )
+            elif value is None and self.nullable:
+                out = None
+            else:
+                out = _num(path, value, integer=self.integer, **bounds)
+        elif self.kind == "choice":
+            out = _choice(path, value, self.choices)
+        elif self.kind == "flag":
+            out = _bool(path, value)
+        elif self.kind == "identifier":
+            out = _name(path, value)
+        elif self.kind == "text":
+            if not isinstance(value, str):
+                _fail(path, value, "a string")
+            out = value
+        elif self.kind == "roles":
+            out = _roles(path, value, stages)
+        else:  # pragma: no cover - _param refuses other kinds
+            raise AssertionError(self.kind)
+        if self.also is not None:
+            self.also(path, out)
+        return out
+
+
+_KINDS = ("number", "choice", "flag", "identifier", "text", "roles")
+
+
+def _param(*, kind: str = "number", **declared) -> dict[str, Param]:
+    """A field's metadata, ``{"param": Param(kind, **declared)}``; a declaration that the
+    validator could not enforce, or that the docs could not show, is refused at import."""
+    p = Param(kind=kind, **declared)
+    if kind not in _KINDS or not (p.meaning and p.unit and p.source):
+        raise TypeError(f"a parameter needs a kind among {_KINDS}, a meaning, a unit and a source: {p}")
+    if p.integer and not (p.lo is not None and p.hi is not None and _INT64_MIN <= p.lo <= p.hi <= _INT64_MAX):
+        # both engines (and Numba) hold integers as int64
+        raise TypeError(f"an integer parameter needs bounds within the int64 range: {p}")
+    if kind == "number" and (p.lo is None or p.hi is None):
+        raise TypeError(f"a number parameter needs both bounds (the docs print its interval): {p}")
+    if (kind == "choice") != bool(p.choices):
+        raise TypeError(f"choices belong to (and are needed by) a choice parameter: {p}")
+    return {"param": p}
+
+
+def _validate(obj: Any, prefix: str, stages: int | None = None) -> None:
+    """The one validator: every declared field of ``obj`` (a config section, or the top level
+    with ``prefix`` ""), in the order of its fields, checked against its :class:`Param` and set
+    to its normalised value. Per-stage fields (and the roles) need the number of stages: without
+    ``stages`` they are left to :class:`Config`, which knows it."""
+    for name, p in _declared(type(obj)).items():
+        if (p.per_stage or p.kind == "roles") and stages is None:
+            continue
+        _set(obj, name, p.validate(prefix + name, getattr(obj, name), stages))
+
+
+@functools.cache
+def _declared(cls: type) -> dict[str, Param]:
+    """``{field name: Param}`` of a config dataclass, in field order (its sections have none)."""
+    return {f.name: f.metadata["param"] for f in dataclasses.fields(cls) if "param" in f.metadata}
+
+
+def parameters() -> dict[str, Param]:
+    """Every config field's declaration, by dotted key (``"n_orgs"``, ``"policy.theta"``), in the
+    order of :class:`Config`'s fields and sections.
+
+    Examples
+    --------
+    >>> from orgsim.config import parameters
+    >>> p = parameters()["demand.rho"]
+    >>> (p.lo, p.hi, p.lo_open, p.hi_open)
+    (-1, 1, True, True)
+    """
+    out = dict(_declared(Config))
+    for section, cls in _SECTIONS.items():
+        out.update({f"{section}.{name}": p for name, p in _declared(cls).items()})
+    return out
+
+
+def _roles(path: str, value: Any, stages: int) -> tuple[str, ...]:
+    """The stage names: default ``stage<k>``, or ``stages`` distinct identifiers."""
+    if value is None:
+        return tuple(f"stage{k}" for k in range(stages))
+    if not isinstance(value, (list, tuple)) or len(value) != stages:
+        _fail(path, value, f"a list of {stages} role names (one per stage)")
+    roles = tuple(_name(f"{path}[{k}]", r) for k, r in enumerate(value))
+    repeated = [r for k, r in enumerate(roles) if r in roles[:k]]
+    if repeated:  # roles name the stages in the results (a categorical column)
+        _fail(path, list(roles), f"distinct role names ({repeated[0]!r} is repeated)")
+    return roles
+
+
+def _non_increasing(path: str, width: tuple[int, ...]) -> None:
+    """Each team has one supplier, so a stage has at most as many teams as the one it supplies."""
+    for k in range(1, len(width)):
+        if width[k] > width[k - 1]:
+            _fail(path, list(width), "non-increasing from the customer up (each team has one supplier)")
+
+
+# --------------------------------------------------------------------------------------------
 # sections
 # --------------------------------------------------------------------------------------------
 #: what one period is (``scenario.time_unit``), and how many make a year (None: abstract)
@@ -187,20 +340,38 @@ TIME_UNITS: dict[str, float | None] = {
     "period": None,
 }
 
+#: sources that many fields share (docs/model.md §12 explains the words)
+_LABEL = "n/a: a label"
+_MARCH = "March (1991)"
+_STERMAN = "Sterman (1989) mean estimate"
+_ILLUSTRATIVE_92 = "illustrative (§9.2)"
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ScenarioConfig:
     """Which firm is simulated (``conf/scenario/*.yaml``)."""
 
-    name: str = "multinational"
-    description: str = ""
-    time_unit: str = "week"
+    name: str = field(
+        default="multinational",
+        metadata=_param(kind="identifier", meaning="scenario label", unit="–", source=_LABEL),
+    )
+    description: str = field(
+        default="", metadata=_param(kind="text", meaning="free text", unit="–", source=_LABEL)
+    )
+    time_unit: str = field(
+        default="week",
+        metadata=_param(
+            kind="choice",
+            choices=tuple(TIME_UNITS),
+            meaning="what one period is, for labels (summaries, figures) and for the periods in a year "
+            "(NPV in `orgsim.compare`)",
+            unit="–",
+            source="n/a: a label (multinational and the beer game are weekly, §2.6)",
+        ),
+    )
 
     def __post_init__(self):
-        _name("scenario.name", self.name)
-        if not isinstance(self.description, str):
-            _fail("scenario.description", self.description, "a string")
-        _choice("scenario.time_unit", self.time_unit, tuple(TIME_UNITS))
+        _validate(self, "scenario.")
 
     @property
     def periods_per_year(self) -> float | None:
@@ -213,10 +384,13 @@ class EnvironmentConfig:
     """Name of the environment preset (``conf/environment/*.yaml``); its values live in
     ``demand``, ``supply`` and ``culture``."""
 
-    name: str = "stable"
+    name: str = field(
+        default="stable",
+        metadata=_param(kind="identifier", meaning="environment preset label", unit="–", source=_LABEL),
+    )
 
     def __post_init__(self):
-        _name("environment.name", self.name)
+        _validate(self, "environment.")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -226,12 +400,26 @@ class StrategyConfig:
     The family is a label carried into the results; no code branches on it or on the name.
     """
 
-    name: str = "none"
-    family: str = "baseline"
+    name: str = field(
+        default="none",
+        metadata=_param(
+            kind="identifier", meaning="strategy label (no code branches on it)", unit="–", source=_LABEL
+        ),
+    )
+    family: str = field(
+        default="baseline",
+        metadata=_param(
+            kind="choice",
+            choices=("baseline", "efficiency_only", "culture_aligned"),
+            meaning="family label carried into results (no code branches on it)",
+            unit="–",
+            source="design choice (project brief: efficiency-only and culture-aligned families, after the "
+            "seed article's BPO, BPM and BSO, §1.1)",
+        ),
+    )
 
     def __post_init__(self):
-        _name("strategy.name", self.name)
-        _choice("strategy.family", self.family, ("baseline", "efficiency_only", "culture_aligned"))
+        _validate(self, "strategy.")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -240,60 +428,110 @@ class NetworkConfig:
     customers), ``width`` teams per stage. Each team has one supplier in the next stage up;
     the top stage buys from an unlimited outside source."""
 
-    stages: int = 4
-    width: Any = 1
-    roles: Any = None
-    order_delay: Any = 2
-    lead_time: Any = 2
-    capacity: Any = None
-    initial_inventory: Any = 12.0
-    integer_units: bool = False
+    stages: int = field(
+        default=4,
+        metadata=_param(
+            lo=1,
+            hi=12,
+            integer=True,
+            meaning="number of stages from the customer up",
+            unit="stages",
+            source="beer game (Sterman 1989)",
+        ),
+    )
+    width: Any = field(
+        default=1,
+        metadata=_param(
+            lo=1,
+            hi=64,
+            integer=True,
+            per_stage=True,
+            also=_non_increasing,
+            rule="non-increasing from the customer up",
+            meaning="teams per stage",
+            unit="teams",
+            source="illustrative: three regions and one global sourcing team, after the seed article's case "
+            "(§1.1, §9.1)",
+        ),
+    )
+    roles: Any = field(
+        default=None,
+        metadata=_param(
+            kind="roles",
+            null_means="`stage0`, `stage1`, …",
+            meaning="role name of each stage (sets the default local metric, §7.16)",
+            unit="–",
+            source="design choice (project brief: teams are sourcing, production, distribution and sales, "
+            "after the seed article's case, §9.1)",
+        ),
+    )
+    order_delay: Any = field(
+        default=2,
+        metadata=_param(
+            lo=1,
+            hi=52,
+            integer=True,
+            per_stage=True,
+            meaning="periods from placing an order to the supplier reading it",
+            unit="periods",
+            source="schema: beer game mailing delay (Sterman 1989); multinational: illustrative, orders "
+            "transmitted within a week",
+        ),
+    )
+    lead_time: Any = field(
+        default=2,
+        metadata=_param(
+            lo=1,
+            hi=52,
+            integer=True,
+            per_stage=True,
+            meaning="periods goods spend in transit to the team",
+            unit="periods",
+            source="schema: beer game shipping delay; multinational: illustrative — local delivery 1 week, "
+            "plant to DC 2, intercontinental material flows 4",
+        ),
+    )
+    capacity: Any = field(
+        default=None,
+        metadata=_param(
+            lo=0,
+            lo_open=True,
+            hi=_MAX_STOCK,
+            per_stage=True,
+            nullable=True,
+            null_means="unlimited",
+            meaning="maximum units a team can ship per period",
+            unit="units/period",
+            source="illustrative: plants 30 % above mean regional demand (utilisation ≈ 77 %)",
+        ),
+    )
+    initial_inventory: Any = field(
+        default=12.0,
+        metadata=_param(
+            lo=0,
+            hi=_MAX_STOCK,
+            per_stage=True,
+            rule="whole numbers when `network.integer_units` is true",
+            meaning="initial on-hand stock per team",
+            unit="units",
+            source="schema: beer game (12 cases); multinational: illustrative, 2–3 weeks of throughput",
+        ),
+    )
+    integer_units: bool = field(
+        default=False,
+        metadata=_param(
+            kind="flag",
+            rule="true only if `network.initial_inventory` and `demand.level` are whole numbers",
+            meaning="whole units, rounding of demand and orders",
+            unit="–",
+            source="beer game (integer cases)",
+        ),
+    )
 
     def __post_init__(self):
-        n = _num("network.stages", self.stages, lo=1, hi=12, integer=True)
-        _set(self, "stages", n)
-        width = _per_stage("network.width", self.width, n, lo=1, hi=64, integer=True)
-        for k in range(1, n):
-            if width[k] > width[k - 1]:
-                _fail(
-                    "network.width",
-                    list(width),
-                    "non-increasing from the customer up (each team has one supplier)",
-                )
-        _set(self, "width", width)
-        if self.roles is None:
-            roles = tuple(f"stage{k}" for k in range(n))
-        else:
-            if not isinstance(self.roles, (list, tuple)) or len(self.roles) != n:
-                _fail("network.roles", self.roles, f"a list of {n} role names (one per stage)")
-            roles = tuple(_name(f"network.roles[{k}]", r) for k, r in enumerate(self.roles))
-            repeated = [r for k, r in enumerate(roles) if r in roles[:k]]
-            if repeated:  # roles name the stages in the results (a categorical column)
-                _fail("network.roles", list(roles), f"distinct role names ({repeated[0]!r} is repeated)")
-        _set(self, "roles", roles)
-        _set(
-            self,
-            "order_delay",
-            _per_stage("network.order_delay", self.order_delay, n, lo=1, hi=52, integer=True),
-        )
-        _set(
-            self,
-            "lead_time",
-            _per_stage("network.lead_time", self.lead_time, n, lo=1, hi=52, integer=True),
-        )
-        _set(
-            self,
-            "capacity",
-            _per_stage(
-                "network.capacity", self.capacity, n, allow_none=True, lo=0, lo_open=True, hi=_MAX_STOCK
-            ),
-        )
-        _set(
-            self,
-            "initial_inventory",
-            _per_stage("network.initial_inventory", self.initial_inventory, n, lo=0, hi=_MAX_STOCK),
-        )
-        _bool("network.integer_units", self.integer_units)
+        # the number of stages first: the per-stage fields and the roles have one entry per stage
+        stages = _declared(NetworkConfig)["stages"].validate("network.stages", self.stages)
+        _validate(self, "network.", stages=stages)
 
     @property
     def n_teams(self) -> int:
@@ -308,40 +546,136 @@ class DemandConfig:
     ·(1 + shock), u_t = ρ·u_{t-1} + cv·level·ε_t.
     """
 
-    level: float = 100.0
-    trend: float = 0.0
-    seasonality: float = 0.0
-    season_period: int = 52
-    rho: float = 0.0
-    cv: float = 0.0
-    shock_prob: float = 0.0
-    shock_size: float = 0.0
-    shock_duration: int = 4
-    step_period: int = 0
-    step_size: float = 0.0
-    allow_negative: bool = False
+    level: float = field(
+        default=100.0,
+        metadata=_param(
+            lo=0,
+            hi=_MAX_RATE,
+            rule="a whole number when `network.integer_units` is true",
+            meaning=r"base demand $\ell$ per sales team",
+            unit="units/period",
+            source="scale choice: a round 100 units per sales team and week; the multinational's stocks "
+            "(2–3 weeks of throughput), capacity (130) and money values are sized relative to it (§5, §9.1)",
+        ),
+    )
+    trend: float = field(
+        default=0.0,
+        metadata=_param(
+            lo=-0.01,
+            hi=0.01,
+            meaning="linear growth $g$: mean × $(1 + g t)$",
+            unit="1/period",
+            source="design: 0 in every shipped config, so mean demand does not drift away from the steady "
+            "state the firm starts in (§5)",
+        ),
+    )
+    seasonality: float = field(
+        default=0.0,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            meaning="seasonal amplitude $A$ (fraction of the mean)",
+            unit="–",
+            source="illustrative: modest annual cycle",
+        ),
+    )
+    season_period: int = field(
+        default=52,
+        metadata=_param(
+            lo=2,
+            hi=_INT64_MAX,
+            integer=True,
+            meaning="seasonal period $P$",
+            unit="periods",
+            source="one year of weeks",
+        ),
+    )
+    rho: float = field(
+        default=0.0,
+        metadata=_param(
+            lo=-1,
+            hi=1,
+            lo_open=True,
+            hi_open=True,
+            meaning=r"AR(1) coefficient $\rho$ of the noise",
+            unit="–",
+            source="illustrative; AR(1) demand as in Chen et al. (2000)",
+        ),
+    )
+    cv: float = field(
+        default=0.0,
+        metadata=_param(
+            lo=0,
+            hi=2,
+            meaning=r"innovation sd as a fraction of the level, $\sigma = \mathrm{cv}\,\ell$",
+            unit="–",
+            source=_ILLUSTRATIVE_92,
+        ),
+    )
+    shock_prob: float = field(
+        default=0.0,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            meaning="probability per period that a demand shock starts (none running)",
+            unit="1/period",
+            source=_ILLUSTRATIVE_92,
+        ),
+    )
+    shock_size: float = field(
+        default=0.0,
+        metadata=_param(
+            lo=-1,
+            hi=5,
+            meaning="relative change of mean demand during a shock, $s$",
+            unit="–",
+            source="illustrative: a surge that uses the plants' 30 % spare capacity; a slump",
+        ),
+    )
+    shock_duration: int = field(
+        default=4,
+        metadata=_param(
+            lo=1,
+            hi=_MAX_PERIODS,
+            integer=True,
+            meaning="length of a shock episode",
+            unit="periods",
+            source="illustrative: a month (surge), two months (slump)",
+        ),
+    )
+    step_period: int = field(
+        default=0,
+        metadata=_param(
+            lo=0,
+            hi=_MAX_PERIODS,
+            integer=True,
+            meaning="first period of a permanent step (0 = no step)",
+            unit="period",
+            source="beer game step in week 5 (Sterman 1989)",
+        ),
+    )
+    step_size: float = field(
+        default=0.0,
+        metadata=_param(
+            lo=-_MAX_RATE,
+            hi=_MAX_RATE,
+            meaning=r"size $\Delta$ of the step",
+            unit="units/period",
+            source="beer game (+4 cases)",
+        ),
+    )
+    allow_negative: bool = field(
+        default=False,
+        metadata=_param(
+            kind="flag",
+            meaning="keep negative demand (returns) instead of flooring at 0",
+            unit="–",
+            source="Chen et al. (2000) allow negative demand",
+        ),
+    )
 
     def __post_init__(self):
-        _set(self, "level", _num("demand.level", self.level, lo=0, hi=_MAX_RATE))
-        _set(self, "trend", _num("demand.trend", self.trend, lo=-0.01, hi=0.01))
-        _set(self, "seasonality", _num("demand.seasonality", self.seasonality, lo=0, hi=1))
-        _set(self, "season_period", _num("demand.season_period", self.season_period, lo=2, integer=True))
-        _set(self, "rho", _num("demand.rho", self.rho, lo=-1, hi=1, lo_open=True, hi_open=True))
-        _set(self, "cv", _num("demand.cv", self.cv, lo=0, hi=2))
-        _set(self, "shock_prob", _num("demand.shock_prob", self.shock_prob, lo=0, hi=1))
-        _set(self, "shock_size", _num("demand.shock_size", self.shock_size, lo=-1, hi=5))
-        _set(
-            self,
-            "shock_duration",
-            _num("demand.shock_duration", self.shock_duration, lo=1, hi=_MAX_PERIODS, integer=True),
-        )
-        _set(
-            self,
-            "step_period",
-            _num("demand.step_period", self.step_period, lo=0, hi=_MAX_PERIODS, integer=True),
-        )
-        _set(self, "step_size", _num("demand.step_size", self.step_size, lo=-_MAX_RATE, hi=_MAX_RATE))
-        _bool("demand.allow_negative", self.allow_negative)
+        _validate(self, "demand.")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -351,44 +685,181 @@ class PolicyConfig:
     O = E + α_S·(S' − S − β·SL), S' = s_prime + cover·E; order-up-to is α_S = β = 1.
     """
 
-    forecast: str = "smoothing"
-    theta: float = 0.36
-    ma_window: int = 4
-    alpha_s: float = 0.26
-    beta: float = 0.34
-    s_prime: Any = None
-    cover: Any = 0.0
-    fixed_order_periods: int = 0
-    allow_negative_orders: bool = False
+    forecast: str = field(
+        default="smoothing",
+        metadata=_param(
+            kind="choice",
+            choices=("smoothing", "moving_average"),
+            meaning="expectation method",
+            unit="–",
+            source="Sterman (1989); Chen et al. (2000)",
+        ),
+    )
+    theta: float = field(
+        default=0.36,
+        metadata=_param(
+            lo=0, hi=1, meaning=r"smoothing weight $\theta$ of the new observation", unit="–", source=_STERMAN
+        ),
+    )
+    ma_window: int = field(
+        default=4,
+        metadata=_param(
+            lo=1,
+            hi=520,
+            integer=True,
+            meaning="moving-average length $p$",
+            unit="periods",
+            source="illustrative (Chen et al. use general $p$)",
+        ),
+    )
+    alpha_s: float = field(
+        default=0.26,
+        metadata=_param(
+            lo=0, hi=1, meaning=r"stock adjustment fraction $\alpha_S$", unit="1/period", source=_STERMAN
+        ),
+    )
+    beta: float = field(
+        default=0.34,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            rule="≥ 0.5 when `policy.allow_negative_orders` is true (§7.10)",
+            meaning=r"supply-line weight $\beta$ (of a fully knowledgeable team when the culture layer is on, "
+            "§7.15)",
+            unit="–",
+            source="schema: Sterman (1989) mean estimate; multinational: illustrative — a team with $q = 1$ "
+            "weighs its whole supply line, one with $q = 0$ has Sterman's 0.34 (via "
+            "`culture.beta_sensitivity`)",
+        ),
+    )
+    s_prime: Any = field(
+        default=None,
+        metadata=_param(
+            lo=-_MAX_STOCK,
+            hi=_MAX_STOCK,
+            per_stage=True,
+            nullable=True,
+            null_means=r"auto rule $S^* + \beta^{\mathrm{eff}}\mathrm{SL}^*$ of §5",
+            meaning="constant part $s'$ of desired stock and supply line",
+            unit="units",
+            source=r"Sterman (1989) ($S'$ = 17 mean estimate; $S' = S^* + \beta\mathrm{SL}^*$); the "
+            r"multinational's auto values are 300, 500, 600, 1800 at $\beta^{\mathrm{eff}} = 1$",
+        ),
+    )
+    cover: Any = field(
+        default=0.0,
+        metadata=_param(
+            lo=0,
+            hi=520,
+            per_stage=True,
+            meaning=r"periods of expected demand added to $S'$, $S' = \nu s' + cE$",
+            unit="periods",
+            source="Chen et al. (2000): `cover` = $L - 1$",
+        ),
+    )
+    fixed_order_periods: int = field(
+        default=0,
+        metadata=_param(
+            lo=0,
+            hi=_MAX_PERIODS,
+            integer=True,
+            meaning="first periods in which orders equal throughput",
+            unit="periods",
+            source="beer game: orders fixed at 4 in weeks 1–4",
+        ),
+    )
+    allow_negative_orders: bool = field(
+        default=False,
+        metadata=_param(
+            kind="flag",
+            rule="true only if every `network.width` is 1, `network.integer_units` is false and the lowest "
+            "supply-line weight is ≥ 0.5 (`policy.beta` ≥ 0.5, and β·(1 − `culture.beta_sensitivity`) ≥ 0.5 "
+            "with the culture layer on; §7.10)",
+            meaning="allow negative orders (returns)",
+            unit="–",
+            source="Chen et al. (2000); the stability bound: §7.10",
+        ),
+    )
 
     def __post_init__(self):
-        _choice("policy.forecast", self.forecast, ("smoothing", "moving_average"))
-        _set(self, "theta", _num("policy.theta", self.theta, lo=0, hi=1))
-        _set(self, "ma_window", _num("policy.ma_window", self.ma_window, lo=1, hi=520, integer=True))
-        _set(self, "alpha_s", _num("policy.alpha_s", self.alpha_s, lo=0, hi=1))
-        _set(self, "beta", _num("policy.beta", self.beta, lo=0, hi=1))
-        _set(
-            self,
-            "fixed_order_periods",
-            _num("policy.fixed_order_periods", self.fixed_order_periods, lo=0, hi=_MAX_PERIODS, integer=True),
-        )
-        _bool("policy.allow_negative_orders", self.allow_negative_orders)
+        _validate(self, "policy.")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CostConfig:
     """Per-unit operating costs (money per unit or per unit-period), one value or one per stage."""
 
-    holding: Any = 0.5
-    backlog: Any = 1.0
-    unit: Any = 0.0
-    fixed: Any = 0.0
-    material: float = 0.0
-    unmet: str = "backlog"
+    holding: Any = field(
+        default=0.5,
+        metadata=_param(
+            lo=0,
+            hi=_MAX_PRICE,
+            per_stage=True,
+            meaning="holding cost $h$ on end-of-period stock",
+            unit="MU/(unit·period)",
+            source=r"schema: beer game \$0.50; multinational: illustrative, 0.5 %/week of the price "
+            "(≈ 26 %/year)",
+        ),
+    )
+    backlog: Any = field(
+        default=1.0,
+        metadata=_param(
+            lo=0,
+            hi=_MAX_PRICE,
+            per_stage=True,
+            meaning="backlog cost $b$ on units owed",
+            unit="MU/(unit·period)",
+            source=r"schema: beer game \$1.00; multinational: illustrative, 10 × holding (late delivery is "
+            "costly)",
+        ),
+    )
+    unit: Any = field(
+        default=0.0,
+        metadata=_param(
+            lo=0,
+            hi=_MAX_PRICE,
+            per_stage=True,
+            meaning="processing cost $u$ per unit shipped",
+            unit="MU/unit",
+            source="illustrative: handling at sales and DCs, conversion at plants",
+        ),
+    )
+    fixed: Any = field(
+        default=0.0,
+        metadata=_param(
+            lo=0,
+            hi=_MAX_PERIOD_COST,
+            per_stage=True,
+            meaning="fixed cost $f$ per team",
+            unit="MU/period",
+            source="illustrative overhead: 500 MU/week for the 10 teams, 17 % of revenue; with the other "
+            "multinational rates it leaves a steady-state EBITDA of 265 MU/week (8.8 % of revenue), which "
+            "sets the initial credit limit (§5)",
+        ),
+    )
+    material: float = field(
+        default=0.0,
+        metadata=_param(
+            lo=0,
+            hi=_MAX_PRICE,
+            meaning="base material price $P^M$ per unit received from the outside source",
+            unit="MU/unit",
+            source="illustrative: 40 % of the price",
+        ),
+    )
+    unmet: str = field(
+        default="backlog",
+        metadata=_param(
+            kind="choice",
+            choices=("backlog", "lost_sales"),
+            meaning="unmet end-customer demand is backlogged or lost",
+            unit="–",
+            source="beer game (backlog)",
+        ),
+    )
 
     def __post_init__(self):
-        _set(self, "material", _num("costs.material", self.material, lo=0, hi=_MAX_PRICE))
-        _choice("costs.unmet", self.unmet, ("backlog", "lost_sales"))
+        _validate(self, "costs.")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -396,76 +867,185 @@ class SupplyConfig:
     """Disruptions of the outside source that feeds the top stage, and input-cost shocks
     (episodes during which the material price is multiplied by 1 + ``cost_shock_size``)."""
 
-    disruption_prob: float = 0.0
-    disruption_duration: int = 4
-    disruption_severity: float = 0.5
-    cost_shock_prob: float = 0.0
-    cost_shock_size: float = 0.0
-    cost_shock_duration: int = 8
+    disruption_prob: float = field(
+        default=0.0,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            meaning="probability per period that a disruption of the outside source starts (none running)",
+            unit="1/period",
+            source=_ILLUSTRATIVE_92,
+        ),
+    )
+    disruption_duration: int = field(
+        default=4,
+        metadata=_param(
+            lo=1,
+            hi=_MAX_PERIODS,
+            integer=True,
+            meaning="length of a disruption",
+            unit="periods",
+            source="illustrative: a month",
+        ),
+    )
+    disruption_severity: float = field(
+        default=0.5,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            meaning="fraction of a top team's throughput the source cannot ship while disrupted",
+            unit="–",
+            source="calibration choice, not data (§9.2): 0.5 is a half-outage (schema, volatile), disrupted's "
+            "0.6 a severe one; at steady throughput a 4-week outage withholds 600 or 720 units, against the "
+            "sourcing team's initial stock of 600",
+        ),
+    )
+    cost_shock_prob: float = field(
+        default=0.0,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            meaning="probability per period that an input-cost shock starts (none running)",
+            unit="1/period",
+            source="illustrative (§9.2); input-cost shocks as a mechanism: design choice (project brief, §2.4)",
+        ),
+    )
+    cost_shock_size: float = field(
+        default=0.0,
+        metadata=_param(
+            lo=-0.9,
+            hi=5,
+            meaning="relative rise $s_C$ of the material price during a cost shock",
+            unit="–",
+            source="illustrative: large enough to make the firm loss-making while it lasts (§9.2)",
+        ),
+    )
+    cost_shock_duration: int = field(
+        default=8,
+        metadata=_param(
+            lo=1,
+            hi=_MAX_PERIODS,
+            integer=True,
+            meaning="length of a cost shock",
+            unit="periods",
+            source="illustrative: two months",
+        ),
+    )
 
     def __post_init__(self):
-        _set(self, "disruption_prob", _num("supply.disruption_prob", self.disruption_prob, lo=0, hi=1))
-        _set(
-            self,
-            "disruption_duration",
-            _num("supply.disruption_duration", self.disruption_duration, lo=1, hi=_MAX_PERIODS, integer=True),
-        )
-        _set(
-            self,
-            "disruption_severity",
-            _num("supply.disruption_severity", self.disruption_severity, lo=0, hi=1),
-        )
-        _set(self, "cost_shock_prob", _num("supply.cost_shock_prob", self.cost_shock_prob, lo=0, hi=1))
-        _set(self, "cost_shock_size", _num("supply.cost_shock_size", self.cost_shock_size, lo=-0.9, hi=5))
-        _set(
-            self,
-            "cost_shock_duration",
-            _num("supply.cost_shock_duration", self.cost_shock_duration, lo=1, hi=_MAX_PERIODS, integer=True),
-        )
+        _validate(self, "supply.")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FinanceConfig:
     """Cash, debt and a credit line whose limit follows a covenant on trailing EBITDA."""
 
-    enabled: bool = True
-    price: float = 10.0
-    initial_cash: float = 50_000.0
-    min_cash: float = 10_000.0
-    interest_rate: float = 0.0015
-    covenant_multiple: float = 3.0
-    covenant_window: int = 52
-    grace_periods: int = 4
-    receivable_lag: int = 4
-    payable_lag: int = 4
+    enabled: bool = field(
+        default=True,
+        metadata=_param(
+            kind="flag",
+            meaning="finance layer on (debt, covenant, insolvency)",
+            unit="–",
+            source="design: switches the finance layer off to isolate operations (the classic scenarios, §8)",
+        ),
+    )
+    price: float = field(
+        default=10.0,
+        metadata=_param(
+            lo=0,
+            hi=_MAX_PRICE,
+            meaning="price $P$ per unit shipped to end customers",
+            unit="MU/unit",
+            source="illustrative; steady-state EBITDA margin 8.8 % in multinational at full knowledge",
+        ),
+    )
+    initial_cash: float = field(
+        default=50_000.0,
+        metadata=_param(
+            lo=0,
+            hi=_MAX_CASH,
+            meaning=r"cash $\mathit{Cash}_0$",
+            unit="MU",
+            source="illustrative: ≈ 6.7 weeks of revenue in multinational",
+        ),
+    )
+    min_cash: float = field(
+        default=10_000.0,
+        metadata=_param(
+            lo=0,
+            hi=_MAX_CASH,
+            meaning=r"target minimum cash $\mathit{Cash}_{\min}$ (draw below, sweep above)",
+            unit="MU",
+            source="illustrative: operating cash buffer, ≈ 1.7 weeks of revenue",
+        ),
+    )
+    interest_rate: float = field(
+        default=0.0015,
+        metadata=_param(
+            lo=0,
+            hi=0.1,
+            meaning="interest $r$ per period on debt",
+            unit="1/period",
+            source="illustrative: ≈ 8.1 %/year compounded weekly",
+        ),
+    )
+    covenant_multiple: float = field(
+        default=3.0,
+        metadata=_param(
+            lo=0,
+            hi=20,
+            meaning=r"maximum debt / trailing EBITDA, $\kappa$",
+            unit="–",
+            source="illustrative: a leverage covenant of a few times EBITDA",
+        ),
+    )
+    covenant_window: int = field(
+        default=52,
+        metadata=_param(
+            lo=1,
+            hi=520,
+            integer=True,
+            meaning="trailing window $T_W$ for EBITDA",
+            unit="periods",
+            source="one year of weeks",
+        ),
+    )
+    grace_periods: int = field(
+        default=4,
+        metadata=_param(
+            lo=0,
+            hi=_MAX_PERIODS,
+            integer=True,
+            meaning="consecutive periods in breach tolerated, $G$",
+            unit="periods",
+            source="illustrative: a short cure period",
+        ),
+    )
+    receivable_lag: int = field(
+        default=4,
+        metadata=_param(
+            lo=0,
+            hi=52,
+            integer=True,
+            meaning=r"periods until customers pay, $\ell_R$",
+            unit="periods",
+            source="illustrative: ≈ 30-day terms",
+        ),
+    )
+    payable_lag: int = field(
+        default=4,
+        metadata=_param(
+            lo=0,
+            hi=52,
+            integer=True,
+            meaning=r"periods until material suppliers are paid, $\ell_P$",
+            unit="periods",
+            source="illustrative: ≈ 30-day terms",
+        ),
+    )
 
     def __post_init__(self):
-        _bool("finance.enabled", self.enabled)
-        _set(self, "price", _num("finance.price", self.price, lo=0, hi=_MAX_PRICE))
-        _set(self, "initial_cash", _num("finance.initial_cash", self.initial_cash, lo=0, hi=_MAX_CASH))
-        _set(self, "min_cash", _num("finance.min_cash", self.min_cash, lo=0, hi=_MAX_CASH))
-        _set(self, "interest_rate", _num("finance.interest_rate", self.interest_rate, lo=0, hi=0.1))
-        _set(
-            self,
-            "covenant_multiple",
-            _num("finance.covenant_multiple", self.covenant_multiple, lo=0, hi=20),
-        )
-        _set(
-            self,
-            "covenant_window",
-            _num("finance.covenant_window", self.covenant_window, lo=1, hi=520, integer=True),
-        )
-        _set(
-            self,
-            "grace_periods",
-            _num("finance.grace_periods", self.grace_periods, lo=0, hi=_MAX_PERIODS, integer=True),
-        )
-        _set(
-            self,
-            "receivable_lag",
-            _num("finance.receivable_lag", self.receivable_lag, lo=0, hi=52, integer=True),
-        )
-        _set(self, "payable_lag", _num("finance.payable_lag", self.payable_lag, lo=0, hi=52, integer=True))
+        _validate(self, "finance.")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -482,38 +1062,162 @@ class CultureConfig:
     (docs/model.md §7.15).
     """
 
-    enabled: bool = False
-    dims: int = 30
-    members: int = 50
-    p1: float = 0.1
-    p2: float = 0.5
-    p3: float = 0.0
-    p4: float = 0.0
-    burn_in: int = 0
-    every: int = 1
-    superior: str = "performance"
-    superior_share: float = 0.3
-    beta_sensitivity: float = 0.5
-    forecast_noise: float = 0.2
-    cost_sensitivity: float = 0.2
+    enabled: bool = field(
+        default=False,
+        metadata=_param(
+            kind="flag",
+            meaning="culture and learning layer on",
+            unit="–",
+            source="March (1991); design choice (project brief: every layer can be switched off, so the "
+            "classic scenarios are exact special cases)",
+        ),
+    )
+    dims: int = field(
+        default=30,
+        metadata=_param(
+            lo=1,
+            hi=64,
+            integer=True,
+            meaning="dimensions $m$ of reality (at most 64: a belief vector is one pair of 64-bit masks, §7.14)",
+            unit="dimensions",
+            source="March (1991), $m = 30$",
+        ),
+    )
+    members: int = field(
+        default=50,
+        metadata=_param(
+            lo=1,
+            hi=10_000,
+            integer=True,
+            meaning="members $n$ per team",
+            unit="members",
+            source="March (1991), $n = 50$; multinational: 10 teams × 5 = 50",
+        ),
+    )
+    p1: float = field(
+        default=0.1,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            meaning="socialisation rate $p_1$ (before the culture programme's boost)",
+            unit="1/step",
+            source="March (1991) (0.1 is the slowest rate of his Figure 1; march1991 scans it by override, §8.3)",
+        ),
+    )
+    p2: float = field(
+        default=0.5,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            meaning="code learning rate $p_2$",
+            unit="1/step",
+            source="March (1991) (march1991 scans it by override, §8.3)",
+        ),
+    )
+    p3: float = field(
+        default=0.0,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            meaning="turnover $p_3$: probability a member is replaced by a naive one",
+            unit="1/step",
+            source=r"March (1991) (mechanism); multinational: illustrative, $1 - 0.996^{52} \approx$ 19 % a year",
+        ),
+    )
+    p4: float = field(
+        default=0.0,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            meaning="turbulence $p_4$: probability a dimension of reality flips",
+            unit="1/step",
+            source="March (1991) (mechanism); values: illustrative, 2.6 % and 5.1 % of dimensions a year (§9.2)",
+        ),
+    )
+    burn_in: int = field(
+        default=0,
+        metadata=_param(
+            lo=0,
+            hi=10_000,
+            integer=True,
+            meaning="learning steps before operations start (superior group by performance)",
+            unit="steps",
+            source="illustrative: an established firm whose code is near March's equilibrium (code knowledge "
+            "0.92 on average at the start, §5)",
+        ),
+    )
+    every: int = field(
+        default=1,
+        metadata=_param(
+            lo=1,
+            hi=520,
+            integer=True,
+            meaning="operating periods per learning step (a step when $t$ is a multiple)",
+            unit="periods",
+            source="illustrative: one step per week, as March's one step per period",
+        ),
+    )
+    superior: str = field(
+        default="performance",
+        metadata=_param(
+            kind="choice",
+            choices=("performance", "score"),
+            meaning="who the code learns from: members outperforming the code (`performance`), or those of "
+            "them in the best-scoring teams (`score`)",
+            unit="–",
+            source="`performance`: March (1991) as replicated by Christensen (2015) and Workiewicz (2019); "
+            "`score`: design choice (project brief: accountability decides who counts as the superior group)",
+        ),
+    )
+    superior_share: float = field(
+        default=0.3,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            lo_open=True,
+            meaning=r"share $\varsigma$ of teams counted as superior when `superior = score` "
+            r"($\max(1, \lceil\varsigma N\rceil)$ teams)",
+            unit="–",
+            source="illustrative: 3 of 10 teams",
+        ),
+    )
+    beta_sensitivity: float = field(
+        default=0.5,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            rule="≤ 1 − 0.5/`policy.beta` when `policy.allow_negative_orders` is true and the layer is on "
+            "(§7.10)",
+            meaning=r"$\lambda_\beta$: relative loss of supply-line weight at $q = 0$",
+            unit="–",
+            source="schema: a midpoint, not calibrated (at $q = 0$ half the supply-line weight is lost); "
+            r"multinational: chosen so that $\beta^{\mathrm{eff}}(q = 0) = 0.34$, Sterman's (1989) mean "
+            "estimate",
+        ),
+    )
+    forecast_noise: float = field(
+        default=0.2,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            meaning=r"$\sigma_F$: relative forecast noise (sd) at $q = 0$",
+            unit="–",
+            source="illustrative: an ignorant team misreads demand by about 20 %",
+        ),
+    )
+    cost_sensitivity: float = field(
+        default=0.2,
+        metadata=_param(
+            lo=0,
+            hi=2,
+            meaning=r"$\kappa_c$: premium on processing, fixed and material cost at $q = 0$",
+            unit="–",
+            source="illustrative: a team that knows nothing wastes 20 % more (§13: this choice drives insolvency)",
+        ),
+    )
 
     def __post_init__(self):
-        _bool("culture.enabled", self.enabled)
-        _set(self, "dims", _num("culture.dims", self.dims, lo=1, hi=64, integer=True))
-        _set(self, "members", _num("culture.members", self.members, lo=1, hi=10_000, integer=True))
-        for p in ("p1", "p2", "p3", "p4"):
-            _set(self, p, _num(f"culture.{p}", getattr(self, p), lo=0, hi=1))
-        _set(self, "burn_in", _num("culture.burn_in", self.burn_in, lo=0, hi=10_000, integer=True))
-        _set(self, "every", _num("culture.every", self.every, lo=1, hi=520, integer=True))
-        _choice("culture.superior", self.superior, ("performance", "score"))
-        _set(
-            self,
-            "superior_share",
-            _num("culture.superior_share", self.superior_share, lo=0, hi=1, lo_open=True),
-        )
-        _set(self, "beta_sensitivity", _num("culture.beta_sensitivity", self.beta_sensitivity, lo=0, hi=1))
-        _set(self, "forecast_noise", _num("culture.forecast_noise", self.forecast_noise, lo=0, hi=1))
-        _set(self, "cost_sensitivity", _num("culture.cost_sensitivity", self.cost_sensitivity, lo=0, hi=2))
+        _validate(self, "culture.")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -523,57 +1227,217 @@ class ManagementConfig:
     Every strategy is a setting of these numbers; no code looks at a strategy's name.
     """
 
-    accountability_weight: float = 0.0
-    score_window: int = 13
-    adapt_every: int = 0
-    adapt_step: float = 0.1
-    bias_min: float = 0.5
-    bias_max: float = 2.0
-    execution_noise: float = 0.0
-    initial_maturity: float = 0.0
-    bpo_every: int = 0
-    bpo_size: float = 0.1
-    bpo_cost: float = 0.0
-    bpo_target: str = "worst_local"
-    bpo_erosion: float = 0.05
-    bpm_rate: float = 0.0
-    bpm_cost: float = 0.0
-    bpm_focus: str = "uniform"
-    alignment_rate: float = 0.0
-    alignment_cost: float = 0.0
-    alignment_weight: float = 0.8
-    socialisation_boost: float = 0.0
+    accountability_weight: float = field(
+        default=0.0,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            meaning="$w$: weight of the firm objective in a team's score (each default rule's $w_i$)",
+            unit="–",
+            source="illustrative: teams judged on local metrics unless a programme aligns them (design choice, "
+            "project brief: teams with their own metrics and accountability, §7.16)",
+        ),
+    )
+    score_window: int = field(
+        default=13,
+        metadata=_param(
+            lo=1,
+            hi=520,
+            integer=True,
+            meaning="periods $W$ averaged in a team's score",
+            unit="periods",
+            source="illustrative: a quarter of weeks",
+        ),
+    )
+    adapt_every: int = field(
+        default=0,
+        metadata=_param(
+            lo=0,
+            hi=520,
+            integer=True,
+            meaning="periods $A$ between stock-bias adaptations (0 = never)",
+            unit="periods",
+            source="illustrative: quarterly reviews",
+        ),
+    )
+    adapt_step: float = field(
+        default=0.1,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            meaning=r"relative step $\eta$ of the stock bias, $\nu \leftarrow \nu e^{\pm\eta}$",
+            unit="–",
+            source="illustrative: ±10 % a review",
+        ),
+    )
+    bias_min: float = field(
+        default=0.5,
+        metadata=_param(
+            lo=0,
+            lo_open=True,
+            hi=1,
+            meaning=r"lower bound $\nu_{\min}$ of the stock bias",
+            unit="–",
+            source="illustrative: at most halve desired stock",
+        ),
+    )
+    bias_max: float = field(
+        default=2.0,
+        metadata=_param(
+            lo=1,
+            hi=10,
+            meaning=r"upper bound $\nu_{\max}$ of the stock bias",
+            unit="–",
+            source="illustrative: at most double it",
+        ),
+    )
+    execution_noise: float = field(
+        default=0.0,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            meaning=r"$\sigma_E$: relative order noise (sd) at maturity 0",
+            unit="–",
+            source="illustrative: immature processes execute orders with 10 % error",
+        ),
+    )
+    initial_maturity: float = field(
+        default=0.0,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            meaning=r"initial process maturity $\mathfrak m_i$",
+            unit="–",
+            source="illustrative: no standardised processes at the start",
+        ),
+    )
+    bpo_every: int = field(
+        default=0,
+        metadata=_param(
+            lo=0,
+            hi=520,
+            integer=True,
+            meaning=r"periods $T_{\mathrm{bpo}}$ between BPO projects (0 = none)",
+            unit="periods",
+            source="illustrative: a quarterly project",
+        ),
+    )
+    bpo_size: float = field(
+        default=0.1,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            meaning=r"share $z$ of the remaining cost gap a project closes, $g \leftarrow g + z(1 - g)$",
+            unit="–",
+            source="illustrative: a project cuts a team's process cost by 10 %",
+        ),
+    )
+    bpo_cost: float = field(
+        default=0.0,
+        metadata=_param(
+            lo=0,
+            hi=_MAX_PERIOD_COST,
+            meaning="cost of one project",
+            unit="MU",
+            source="illustrative: ≈ 1.9 weeks of steady-state EBITDA; 2 000 a year",
+        ),
+    )
+    bpo_target: str = field(
+        default="worst_local",
+        metadata=_param(
+            kind="choice",
+            choices=("worst_local", "constraint"),
+            meaning="team a project targets: worst local score or the firm's constraint (worst firm score)",
+            unit="–",
+            source="design choice (project brief: BPO aims at the worst local metric or at the firm's constraint)",
+        ),
+    )
+    bpo_erosion: float = field(
+        default=0.05,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            meaning="erosion rate $e$ of BPO gains at maturity 0",
+            unit="1/period",
+            source="illustrative: a gain halves in ≈ 13.5 weeks without maturity (design choice, project brief: "
+            "gains erode unless processes are mature)",
+        ),
+    )
+    bpm_rate: float = field(
+        default=0.0,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            meaning=r"growth rate $\rho_m$ of maturity under BPM (0 = no BPM)",
+            unit="1/period",
+            source="illustrative: maturity 0.65 after a year from 0",
+        ),
+    )
+    bpm_cost: float = field(
+        default=0.0,
+        metadata=_param(
+            lo=0,
+            hi=_MAX_PERIOD_COST,
+            meaning="BPM cost per team",
+            unit="MU/(team·period)",
+            source="illustrative: 30 MU/week for 10 teams, 1 560 a year",
+        ),
+    )
+    bpm_focus: str = field(
+        default="uniform",
+        metadata=_param(
+            kind="choice",
+            choices=("uniform", "constraint"),
+            meaning="BPM on every team or all on the firm's constraint",
+            unit="–",
+            source="design choice (project brief, after the seed article: BSO subordinates BPM to the firm's "
+            "objective)",
+        ),
+    )
+    alignment_rate: float = field(
+        default=0.0,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            meaning=r"progress rate $\rho_a$ of the culture programme (0 = none)",
+            unit="1/period",
+            source="illustrative: half-way in about a quarter",
+        ),
+    )
+    alignment_cost: float = field(
+        default=0.0,
+        metadata=_param(
+            lo=0,
+            hi=_MAX_PERIOD_COST,
+            meaning="culture programme cost",
+            unit="MU/period",
+            source="illustrative: 2 080 a year, ≈ 15 % of steady-state EBITDA",
+        ),
+    )
+    alignment_weight: float = field(
+        default=0.8,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            meaning=r"$w_{\mathrm{align}}$ reached at full alignment",
+            unit="–",
+            source="illustrative: mostly, not only, the firm objective",
+        ),
+    )
+    socialisation_boost: float = field(
+        default=0.0,
+        metadata=_param(
+            lo=0,
+            hi=1,
+            meaning=r"$b_{\mathrm{soc}}$: increase of $p_1$ at full alignment",
+            unit="–",
+            source="illustrative: socialisation from 0.1 to 0.3 (design choice, project brief: the culture "
+            "programme raises socialisation)",
+        ),
+    )
 
     def __post_init__(self):
-        m = "management."
-        _set(
-            self,
-            "accountability_weight",
-            _num(m + "accountability_weight", self.accountability_weight, lo=0, hi=1),
-        )
-        _set(self, "score_window", _num(m + "score_window", self.score_window, lo=1, hi=520, integer=True))
-        _set(self, "adapt_every", _num(m + "adapt_every", self.adapt_every, lo=0, hi=520, integer=True))
-        _set(self, "adapt_step", _num(m + "adapt_step", self.adapt_step, lo=0, hi=1))
-        _set(self, "bias_min", _num(m + "bias_min", self.bias_min, lo=0, lo_open=True, hi=1))
-        _set(self, "bias_max", _num(m + "bias_max", self.bias_max, lo=1, hi=10))
-        _set(self, "execution_noise", _num(m + "execution_noise", self.execution_noise, lo=0, hi=1))
-        _set(self, "initial_maturity", _num(m + "initial_maturity", self.initial_maturity, lo=0, hi=1))
-        _set(self, "bpo_every", _num(m + "bpo_every", self.bpo_every, lo=0, hi=520, integer=True))
-        _set(self, "bpo_size", _num(m + "bpo_size", self.bpo_size, lo=0, hi=1))
-        _set(self, "bpo_cost", _num(m + "bpo_cost", self.bpo_cost, lo=0, hi=_MAX_PERIOD_COST))
-        _choice(m + "bpo_target", self.bpo_target, ("worst_local", "constraint"))
-        _set(self, "bpo_erosion", _num(m + "bpo_erosion", self.bpo_erosion, lo=0, hi=1))
-        _set(self, "bpm_rate", _num(m + "bpm_rate", self.bpm_rate, lo=0, hi=1))
-        _set(self, "bpm_cost", _num(m + "bpm_cost", self.bpm_cost, lo=0, hi=_MAX_PERIOD_COST))
-        _choice(m + "bpm_focus", self.bpm_focus, ("uniform", "constraint"))
-        _set(self, "alignment_rate", _num(m + "alignment_rate", self.alignment_rate, lo=0, hi=1))
-        _set(
-            self, "alignment_cost", _num(m + "alignment_cost", self.alignment_cost, lo=0, hi=_MAX_PERIOD_COST)
-        )
-        _set(self, "alignment_weight", _num(m + "alignment_weight", self.alignment_weight, lo=0, hi=1))
-        _set(
-            self, "socialisation_boost", _num(m + "socialisation_boost", self.socialisation_boost, lo=0, hi=1)
-        )
+        _validate(self, "management.")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -581,28 +1445,29 @@ class OutputConfig:
     """What a command-line run writes: team records (``teams``), and the sweep's name, which
     names its directory ``multirun/<name>/`` (so a sweep run again finds its finished runs)."""
 
-    teams: bool = False
-    name: str = "sweep"
+    teams: bool = field(
+        default=False,
+        metadata=_param(
+            kind="flag",
+            meaning="the command line writes `teams.parquet`",
+            unit="–",
+            source="n/a: output option",
+        ),
+    )
+    name: str = field(
+        default="sweep",
+        metadata=_param(
+            kind="identifier",
+            meaning="name of a sweep: its directory is `multirun/<name>/` (so a sweep run again finds its "
+            "finished runs)",
+            unit="–",
+            source="n/a: output option",
+        ),
+    )
 
     def __post_init__(self):
-        _bool("output.teams", self.teams)
-        _name("output.name", self.name)
+        _validate(self, "output.")
 
-
-#: per-stage fields: one number, or a list with one number per stage
-_PER_STAGE = (
-    ("network", "width"),
-    ("network", "order_delay"),
-    ("network", "lead_time"),
-    ("network", "capacity"),
-    ("network", "initial_inventory"),
-    ("policy", "s_prime"),
-    ("policy", "cover"),
-    ("costs", "holding"),
-    ("costs", "backlog"),
-    ("costs", "unit"),
-    ("costs", "fixed"),
-)
 
 _SECTIONS: dict[str, type] = {
     "scenario": ScenarioConfig,
@@ -619,6 +1484,11 @@ _SECTIONS: dict[str, type] = {
     "output": OutputConfig,
 }
 
+#: per-stage fields (one number, or a list with one number per stage), in section order
+_PER_STAGE = tuple(
+    (section, name) for section, cls in _SECTIONS.items() for name, p in _declared(cls).items() if p.per_stage
+)
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Config:
@@ -627,13 +1497,65 @@ class Config:
     Per-stage values (``policy.s_prime``, ``costs.holding``, ...) are normalised to tuples with
     one entry per stage. Build one with :func:`compose` (from ``conf/``) or
     :func:`config_from_dict`; change one with :meth:`replace`.
+
+    Each field's rule is declared in its metadata (:class:`Param`, :func:`parameters`); the
+    rules across fields are the explicit checks at the end of ``__post_init__``.
     """
 
-    n_orgs: int = 8
-    periods: int = 260
-    seed: int = 0
-    engine: str = "mesa"
-    information: str = "local"
+    n_orgs: int = field(
+        default=8,
+        metadata=_param(
+            lo=1,
+            hi=10_000_000,
+            integer=True,
+            meaning="number of firms (independent replicates)",
+            unit="firms",
+            source="illustrative: enough for a quick summary; march1991: March's 80 organisations",
+        ),
+    )
+    periods: int = field(
+        default=260,
+        metadata=_param(
+            lo=1,
+            hi=_MAX_PERIODS,
+            integer=True,
+            meaning="horizon $T$",
+            unit="periods",
+            source="illustrative: 5 years of weeks; march1991: long enough for the code to settle (§8.3)",
+        ),
+    )
+    seed: int = field(
+        default=0,
+        metadata=_param(
+            lo=0,
+            hi=_INT64_MAX,
+            integer=True,
+            meaning="root seed (SPEC 7)",
+            unit="–",
+            source="n/a: run option (root of every random stream, §7.13)",
+        ),
+    )
+    engine: str = field(
+        default="mesa",
+        metadata=_param(
+            kind="choice",
+            choices=("mesa", "numba"),
+            meaning="simulation engine: the readable Mesa reference or the Numba batch engine (same numbers)",
+            unit="–",
+            source="n/a: run option (both engines give the same numbers, §11)",
+        ),
+    )
+    information: str = field(
+        default="local",
+        metadata=_param(
+            kind="choice",
+            choices=("local", "shared"),
+            meaning="what teams forecast from: own incoming orders or shared customer demand",
+            unit="–",
+            source="Chen et al. (2000); shared information under BSO: design choice (project brief: BSO's "
+            "culture programme includes shared information, §9.3)",
+        ),
+    )
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     environment: EnvironmentConfig = field(default_factory=EnvironmentConfig)
@@ -648,39 +1570,27 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def __post_init__(self):
-        _set(self, "n_orgs", _num("n_orgs", self.n_orgs, lo=1, hi=10_000_000, integer=True))
-        _set(self, "periods", _num("periods", self.periods, lo=1, hi=_MAX_PERIODS, integer=True))
-        _set(self, "seed", _num("seed", self.seed, lo=0, integer=True))
-        _choice("engine", self.engine, ("mesa", "numba"))
-        _choice("information", self.information, ("local", "shared"))
+        _validate(self, "")
         for name, cls in _SECTIONS.items():
             if not isinstance(getattr(self, name), cls):
                 _fail(name, getattr(self, name), f"a {cls.__name__}")
         n = self.network.stages
-        # per-stage values need the number of stages, so they are normalised here, into new
-        # section objects (a section passed in by the caller is never changed)
-        p = dataclasses.replace(
-            self.policy,
-            s_prime=_per_stage(
-                "policy.s_prime", self.policy.s_prime, n, allow_none=True, lo=-_MAX_STOCK, hi=_MAX_STOCK
-            ),
-            cover=_per_stage("policy.cover", self.policy.cover, n, lo=0, hi=520),
-        )
-        c = dataclasses.replace(
-            self.costs,
-            **{
-                k: _per_stage(
-                    f"costs.{k}",
-                    getattr(self.costs, k),
-                    n,
-                    lo=0,
-                    hi=_MAX_PERIOD_COST if k == "fixed" else _MAX_PRICE,
-                )
-                for k in ("holding", "backlog", "unit", "fixed")
-            },
-        )
-        _set(self, "policy", p)
-        _set(self, "costs", c)
+        # per-stage values need the number of stages, so the other sections' are normalised here,
+        # into new section objects (a section passed in by the caller is never changed); the
+        # network normalised its own with its stages
+        for name, cls in _SECTIONS.items():
+            if name == "network":
+                continue
+            section = getattr(self, name)
+            staged = {
+                key: p.validate(f"{name}.{key}", getattr(section, key), n)
+                for key, p in _declared(cls).items()
+                if p.per_stage
+            }
+            if staged:
+                _set(self, name, dataclasses.replace(section, **staged))
+        # rules across fields (docs/model.md §12 states each in the range column of its fields)
+        p = self.policy
         if p.allow_negative_orders and any(w != 1 for w in self.network.width):
             _fail(
                 "policy.allow_negative_orders",
@@ -772,7 +1682,12 @@ def _fit_stages(data: dict) -> dict:
     if not isinstance(net, dict):
         return data
     stages = net.get("stages", NetworkConfig.__dataclass_fields__["stages"].default)
-    if isinstance(stages, bool) or not isinstance(stages, numbers.Integral) or not 1 <= stages <= 12:
+    rule = _declared(NetworkConfig)["stages"]
+    if (
+        isinstance(stages, bool)
+        or not isinstance(stages, numbers.Integral)
+        or not rule.lo <= stages <= rule.hi
+    ):
         return data  # the network's own check names a bad stage count
     stages = int(stages)
     if net.get("roles") is not None:
@@ -780,7 +1695,8 @@ def _fit_stages(data: dict) -> dict:
         if fitted is not net["roles"]:
             data = {**data, "network": {**net, "roles": fitted}}
     wrong = []
-    for section, key in (*_PER_STAGE[:5], ("network", "roles"), *_PER_STAGE[5:]):
+    network = sum(section == "network" for section, _ in _PER_STAGE)  # the roles follow the network's
+    for section, key in (*_PER_STAGE[:network], ("network", "roles"), *_PER_STAGE[network:]):
         values = (data.get(section) or {}).get(key) if isinstance(data.get(section, {}), dict) else None
         if isinstance(values, (list, tuple)) and len(values) != stages:
             wrong.append(f"{section}.{key} ({len(values)})")
@@ -851,19 +1767,28 @@ def config_from_dict(data: Mapping) -> Config:
 # --------------------------------------------------------------------------------------------
 # Hydra edge
 # --------------------------------------------------------------------------------------------
+def _schema_class(cls: type) -> type:
+    """A writable copy of the config dataclass ``cls`` for Hydra's schema: the same names, fields,
+    types and defaults (its sections copied alike), neither frozen nor validated. OmegaConf makes
+    a frozen dataclass's node read-only, and Hydra merges ``conf/`` into the schema's node."""
+    types = typing.get_type_hints(cls)
+    fields = []
+    for f in dataclasses.fields(cls):
+        if cls is Config and f.name in _SECTIONS:
+            section = _schema_class(_SECTIONS[f.name])
+            fields.append((f.name, section, field(default_factory=section)))
+        else:
+            fields.append((f.name, types[f.name], field(default=f.default)))
+    schema = dataclasses.make_dataclass(cls.__name__, fields, kw_only=True)
+    schema.__module__, schema.__qualname__ = cls.__module__, cls.__qualname__  # as errors name them
+    return schema
+
+
 def _schema_node():
-    """The dataclass schema as an (unfrozen) OmegaConf node, so Hydra can merge overrides."""
-    from omegaconf import DictConfig, OmegaConf
+    """The dataclass schema as an OmegaConf node that Hydra can merge overrides into."""
+    from omegaconf import OmegaConf
 
-    def unfreeze(node):
-        node._set_flag("readonly", None)
-        for key in node.keys():
-            child = node._get_node(key)
-            if isinstance(child, DictConfig):
-                unfreeze(child)
-        return node
-
-    return unfreeze(OmegaConf.structured(Config))
+    return OmegaConf.structured(_schema_class(Config))
 
 
 def register_configs() -> None:

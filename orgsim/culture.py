@@ -31,6 +31,9 @@ The member loops index with unsigned integers where the index is computed: Numba
 negative signed indices, and that check keeps LLVM from vectorising the loop.
 
 All randomness is counter-based (:mod:`orgsim._rng`), so both engines draw the same numbers.
+Both engines run a learning step with :func:`step` and read knowledge's effects on decisions
+from :func:`supply_line_weight`, :func:`forecast_sd` and :func:`team_cost_factor` (which take the
+firm's parameter vector ``p``, columns :class:`orgsim.schema.Param`).
 """
 
 from __future__ import annotations
@@ -44,24 +47,32 @@ from numba.extending import intrinsic
 
 from . import _numba_cache  # noqa: F401  (first: where Numba caches the kernels)
 from ._rng import bits_at, stream_base, uniform_at
+from .schema import Param
 
 __all__ = [
     "act",
     "agreement",
+    "code_knowledge",
     "code_learn",
     "cost_factor",
     "effective_beta",
+    "forecast_sd",
     "init_beliefs",
     "init_reality",
     "knowledge",
+    "learning_due",
     "lowest_bit",
     "mean_knowledge",
     "pack_trits",
     "plane_count",
     "popcount",
     "quality",
+    "socialisation_rate",
     "socialise",
+    "step",
+    "supply_line_weight",
     "tally",
+    "team_cost_factor",
     "team_knowledge",
     "turbulence",
     "turnover",
@@ -415,6 +426,44 @@ def code_learn(code_known, code_pos, planes, count, m, p2, key, t):
     return code_known, code_pos
 
 
+@njit(cache=True, _nrt=False)
+def step(p, s, p1, m, key, known, pos, actions, performance, rpos, code_known, code_pos, heard, planes):
+    """One learning step ``s`` of March's dynamics for a firm, in Christensen's order (module
+    docstring): turnover (p3), turbulence (p4), action, socialisation at rate ``p1``, and code
+    learning (p2) from the members who outperform the code in the teams marked in ``heard``.
+    The member arrays hold the firm's members team by team. Returns the new ``(rpos,
+    code_known, code_pos)``."""
+    turnover(known, pos, m, p[Param.p3], key, s)
+    rpos = turbulence(rpos, m, p[Param.p4], key, s)
+    act(known, pos, rpos, m, key, s, actions, performance)
+    socialise(known, pos, code_known, code_pos, m, p1, key, s)
+    code_score = agreement(code_known, code_pos, rpos, m)
+    count = tally(actions, performance, code_score, heard, planes)
+    code_known, code_pos = code_learn(code_known, code_pos, planes, count, m, p[Param.p2], key, s)
+    return rpos, code_known, code_pos
+
+
+@njit(cache=True, _nrt=False)
+def learning_due(p, t):
+    """Whether period ``t`` has a learning step (culture layer on, every ``culture.every``
+    periods)."""
+    return p[Param.culture_enabled] != 0.0 and t % int(p[Param.culture_every]) == 0
+
+
+@njit(cache=True, _nrt=False)
+def socialisation_rate(p, alignment):
+    """p1 of a period's learning step: min(1, p1 + b_soc·a), raised by the culture
+    programme's progress ``alignment``."""
+    return min(1.0, p[Param.p1] + p[Param.socialisation_boost] * alignment)
+
+
+@njit(cache=True, _nrt=False)
+def code_knowledge(p, code_known, code_pos, rpos, m):
+    """The KPI ``code_knowledge``: March's knowledge of the code (1.0 without the culture
+    layer)."""
+    return knowledge(code_known, code_pos, rpos, m) if p[Param.culture_enabled] != 0.0 else 1.0
+
+
 def pack_trits(trits) -> tuple[np.ndarray, np.ndarray]:
     """(known, pos) masks from an array of −1/0/+1 beliefs (members × m, m ≤ 64)."""
     trits = np.atleast_2d(np.asarray(trits))
@@ -437,13 +486,13 @@ def unpack_trits(known, pos, m: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # knowledge drives decisions
 # --------------------------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def quality(knowledge_score):
     """Decision quality q = clip(K, 0, 1) from March's knowledge score K in [−1, 1]."""
     return min(max(knowledge_score, 0.0), 1.0)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def effective_beta(beta, q, sensitivity):
     """Supply-line weight of a team with decision quality q: β·(1 − λ_β·(1 − q)).
 
@@ -452,7 +501,33 @@ def effective_beta(beta, q, sensitivity):
     return beta * (1.0 - sensitivity * (1.0 - q))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def cost_factor(q, sensitivity, gain):
     """Multiplier on process costs: (1 + κ·(1 − q))·(1 − g) for quality q and BPO gain g."""
     return (1.0 + sensitivity * (1.0 - q)) * (1.0 - gain)
+
+
+@njit(cache=True, _nrt=False)
+def _sensitivity(p, column):
+    """A knowledge sensitivity, treated as 0 without the culture layer."""
+    return p[column] if p[Param.culture_enabled] != 0.0 else 0.0
+
+
+@njit(cache=True, _nrt=False)
+def supply_line_weight(p, q):
+    """β_eff of a team with decision quality ``q``: :func:`effective_beta` with λ_β
+    (``culture.beta_sensitivity``)."""
+    return effective_beta(p[Param.beta], q, _sensitivity(p, Param.beta_sensitivity))
+
+
+@njit(cache=True, _nrt=False)
+def forecast_sd(p, q):
+    """Relative sd σ_F·(1 − q) of a team's forecast noise (0 without the culture layer)."""
+    return p[Param.forecast_noise] * (1.0 - q) if p[Param.culture_enabled] != 0.0 else 0.0
+
+
+@njit(cache=True, _nrt=False)
+def team_cost_factor(p, knowledge_score, gain):
+    """φ of a team with knowledge ``knowledge_score`` and BPO gain ``gain``: :func:`cost_factor`
+    with κ_c (``culture.cost_sensitivity``)."""
+    return cost_factor(quality(knowledge_score), _sensitivity(p, Param.cost_sensitivity), gain)

@@ -8,7 +8,10 @@ steady-state value) and clipped to [0, 2]::
 
 where w is the rule's weight and a_t the culture programme's progress.
 
-The local metrics (higher or lower is better) are ``fill_rate`` (shipped / requested),
+The built-in local metrics are one table, :data:`METRICS` (name → kernel code and whether
+higher is better); :func:`local_value` computes a metric's value and :func:`metric_target`
+its steady-state target from the code, and :data:`HIGHER_IS_BETTER` gives the direction to
+the kernels. Both engines read them. The metrics are ``fill_rate`` (shipped / requested),
 ``utilisation`` (shipped / capacity), ``unit_cost`` (cost / unit shipped) and
 ``holding_backlog_cost``; the firm part is the team's cost to the firm, its operating cost plus
 the unit margin on the backlog it owes (late or lost revenue), against its steady-state cost.
@@ -29,8 +32,13 @@ per team and period, uniformly or focused on the constraint; maturity damps exec
 ``alignment_cost`` per period moves w toward ``alignment_weight`` and raises socialisation p1 by
 ``socialisation_boost``·a.
 
-The numbered functions are Numba kernels shared by both engines; :class:`AccountabilityRule`
-is the object a Mesa team holds, which researchers can subclass.
+The functions are Numba kernels that both engines call: the phase kernels
+(:func:`culture_programme`, :func:`measure_metric`, :func:`firm_score`, :func:`window_push`,
+:func:`develop_maturity`, :func:`improve_processes`, :func:`adapt`, :func:`execution_sd`) take
+the firm's parameter vector ``p`` (columns :class:`orgsim.schema.Param`) and a team's parameter
+row ``tp`` (:class:`orgsim.schema.TeamParam`). :class:`AccountabilityRule` is the object a Mesa
+team holds; researchers subclass it to define another metric, target, score or weight schedule
+(``docs/custom_rules.md``).
 """
 
 from __future__ import annotations
@@ -38,31 +46,51 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from numba import njit
 
 from . import _numba_cache  # noqa: F401  (first: where Numba caches the kernels)
+from ._rng import MANAGEMENT, uniform
+from .schema import Param, TeamParam
 
 __all__ = [
+    "HIGHER_IS_BETTER",
     "LOCAL_METRIC",
     "METRICS",
     "AccountabilityRule",
+    "accountability_weight",
+    "adapt",
     "adapt_bias",
+    "argmin_first",
+    "culture_programme",
+    "develop_maturity",
     "erode",
+    "execution_sd",
+    "firm_score",
     "firm_value",
     "improve",
+    "improve_processes",
+    "initial_direction",
     "local_value",
     "mature",
+    "measure_metric",
+    "metric_target",
     "normalised",
     "select_top",
+    "weighted_score",
+    "window_push",
 ]
 
-#: metric names, their kernel codes and direction (True: higher is better)
+#: the built-in local metrics: name -> (kernel code, True if higher is better). The code is what
+#: :func:`local_value` and :func:`metric_target` dispatch on and what the batch engine stores
 METRICS = {
     "fill_rate": (0, True),
     "utilisation": (1, True),
     "unit_cost": (2, False),
     "holding_backlog_cost": (3, False),
 }
+#: the direction of each metric code, for the kernels (``HIGHER_IS_BETTER[code]``)
+HIGHER_IS_BETTER = np.array([higher for _, higher in sorted(METRICS.values())], dtype=np.bool_)
 
 #: the local metric that fits each function by default
 LOCAL_METRIC = {
@@ -78,7 +106,7 @@ LOCAL_METRIC = {
 }
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def local_value(metric, shipped, requested, scale, cost, holding_backlog_cost):
     """Value of local metric ``metric`` (a code of :data:`METRICS`) in one period.
 
@@ -94,12 +122,33 @@ def local_value(metric, shipped, requested, scale, cost, holding_backlog_cost):
 
 
 @njit(cache=True)
+def metric_target(metric, throughput, scale, steady_cost, steady_holding):
+    """The value of local metric ``metric`` (a code of :data:`METRICS`) at the steady state:
+    1 (fill rate), x̄/scale (utilisation), c^ss/x̄ (unit cost), h·I₀ (holding and backlog)."""
+    if metric == 0:
+        return 1.0
+    if metric == 1:
+        return throughput / scale if scale > 0 else 0.0
+    if metric == 2:
+        return steady_cost / throughput if throughput > 0 else steady_cost
+    return steady_holding
+
+
+@njit(cache=True, _nrt=False)
+def measure_metric(metric, tp, shipped, requested, cost, inventory, backlog):
+    """Phase 6: this period's value of a team's built-in local metric ``metric`` from its
+    flows, cost and stocks (``tp``: the team's parameter row)."""
+    holding_backlog = tp[TeamParam.holding] * max(inventory, 0.0) + tp[TeamParam.backlog_cost] * backlog
+    return local_value(metric, shipped, requested, tp[TeamParam.metric_scale], cost, holding_backlog)
+
+
+@njit(cache=True, _nrt=False)
 def firm_value(cost, backlog, unit_margin):
     """The team's cost to the firm: its operating cost plus the margin on the backlog it owes."""
     return cost + max(unit_margin, 0.0) * backlog
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def normalised(value, target, higher_is_better):
     """Performance against target, 1 on target, clipped to [0, 2]."""
     if higher_is_better:
@@ -113,7 +162,48 @@ def normalised(value, target, higher_is_better):
     return min(max(r, 0.0), 2.0)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
+def firm_score(p, tp, cost, backlog):
+    """Phase 6: a team's normalised firm score F, its cost to the firm against its
+    steady-state cost (lower is better)."""
+    return normalised(firm_value(cost, backlog, p[Param.unit_margin]), tp[TeamParam.steady_cost], False)
+
+
+@njit(cache=True, _nrt=False)
+def window_push(ring, t, value, total):
+    """Enter period ``t``'s score into the ring of the last ``len(ring)`` scores whose sum is
+    ``total``; returns ``(total, mean)``, the mean over the last ``min(t, len(ring))`` periods."""
+    w = ring.shape[0]
+    slot = (t - 1) % w
+    total += value - ring[slot]
+    ring[slot] = value
+    return total, total / min(t, w)
+
+
+@njit(cache=True, _nrt=False)
+def accountability_weight(weight, aligned_weight, alignment):
+    """w_t = w + (w_align − w)·a_t: the weight of the firm part as the culture programme
+    progresses."""
+    return weight + (aligned_weight - weight) * alignment
+
+
+@njit(cache=True, _nrt=False)
+def weighted_score(local, firm, weight):
+    """Σ = (1 − w)·L̄ + w·F̄."""
+    return (1.0 - weight) * local + weight * firm
+
+
+@njit(cache=True, _nrt=False)
+def culture_programme(p, alignment):
+    """Phase 6 step 1, the culture programme (BSO): returns the new progress
+    a ← a + rate·(1 − a) and its cost this period (0 without the programme)."""
+    rate = p[Param.alignment_rate]
+    if rate > 0.0:
+        return alignment + rate * (1.0 - alignment), p[Param.alignment_cost]
+    return alignment, 0.0
+
+
+@njit(cache=True, _nrt=False)
 def adapt_bias(bias, direction, score_now, score_prev, step, lo, hi):
     """Win-stay, lose-shift: returns the new ``(bias, direction)``."""
     if score_now < score_prev:
@@ -122,22 +212,79 @@ def adapt_bias(bias, direction, score_now, score_prev, step, lo, hi):
     return min(max(bias, lo), hi), direction
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
+def initial_direction(key, team):
+    """The random first direction (+1 or −1, even odds) of a team's stock-bias adaptation."""
+    return 1.0 if uniform(key, MANAGEMENT, team, 0, 0) < 0.5 else -1.0
+
+
+@njit(cache=True, _nrt=False)
+def adapt(p, t, bias, direction, score, score_prev):
+    """Phase 6 step 6: on the ``adapt_every`` cadence, win-stay, lose-shift on the stock bias;
+    returns ``(bias, direction, score_prev)`` (unchanged between adaptations)."""
+    every = int(p[Param.adapt_every])
+    if every > 0 and t % every == 0:
+        bias, direction = adapt_bias(
+            bias, direction, score, score_prev, p[Param.adapt_step], p[Param.bias_min], p[Param.bias_max]
+        )
+        return bias, direction, score
+    return bias, direction, score_prev
+
+
+@njit(cache=True, _nrt=False)
 def erode(gain, erosion, maturity):
     """Improvement gains decay unless processes are mature."""
     return gain * (1.0 - erosion * (1.0 - maturity))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def improve(gain, size):
     """An improvement project closes a share ``size`` of the remaining gap."""
     return gain + size * (1.0 - gain)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def mature(maturity, rate):
     """Process maturity grows toward 1."""
     return maturity + rate * (1.0 - maturity)
+
+
+@njit(cache=True, _nrt=False)
+def develop_maturity(p, maturity, mean_firm):
+    """Phase 6 step 4, BPM: raise the teams' ``maturity`` in place — every team at
+    ``bpm_rate``, or (``bpm_focus = constraint``) the team with the worst mean firm score at
+    min(1, N·rate) — and return the programme's cost this period (0 without BPM)."""
+    rate = p[Param.bpm_rate]
+    if rate <= 0.0:
+        return 0.0
+    n = maturity.shape[0]
+    if p[Param.bpm_constraint] == 0.0:
+        for i in range(n):
+            maturity[i] = mature(maturity[i], rate)
+    else:
+        worst = argmin_first(mean_firm)
+        maturity[worst] = mature(maturity[worst], min(1.0, rate * n))
+    return p[Param.bpm_cost] * n
+
+
+@njit(cache=True, _nrt=False)
+def improve_processes(p, t, gain, mean_local, mean_firm):
+    """Phase 6 step 5, BPO: on the ``bpo_every`` cadence one project raises the ``gain`` of the
+    team with the worst mean local score (or, ``bpo_target = constraint``, the worst mean firm
+    score; the first on ties), in place; returns the project's cost (0 in other periods)."""
+    every = int(p[Param.bpo_every])
+    if every <= 0 or t % every != 0:
+        return 0.0
+    target = argmin_first(mean_local) if p[Param.bpo_constraint] == 0.0 else argmin_first(mean_firm)
+    gain[target] = improve(gain[target], p[Param.bpo_size])
+    return p[Param.bpo_cost]
+
+
+@njit(cache=True, _nrt=False)
+def execution_sd(p, maturity):
+    """Relative sd σ_E·(1 − m) of the execution noise on a team's order: process variability
+    that BPM maturity damps."""
+    return p[Param.execution_noise] * (1.0 - maturity)
 
 
 @njit(cache=True, _nrt=False)
@@ -169,35 +316,85 @@ def argmin_first(values):
 
 @dataclass
 class AccountabilityRule:
-    """How a team is held to account.
+    """How a team is held to account: its local metric, the metric's target, the score and the
+    weight of the firm objective over time.
 
     Parameters
     ----------
     metric : str
-        Local metric, one of :data:`METRICS`.
+        Local metric: one of :data:`METRICS`, or the name of a subclass's own metric (a
+        subclass that defines :meth:`measure`).
     weight : float
         ``w`` in [0, 1], the weight of the firm objective in the team's score.
 
-    Subclass and override :meth:`score` (or :meth:`local_score`) to study another rule; pass
-    instances to :class:`orgsim.engine_mesa.Firm` through ``rules``.
+    Subclass to study another rule on the Mesa engine and override any of :meth:`measure`
+    (the local metric's value this period, with :attr:`higher_is_better` and :meth:`target`),
+    :meth:`local_score`, :meth:`score` or :meth:`weight_at` (the weight schedule); run it with
+    ``orgsim.simulate(cfg, engine="mesa", rules=MyRule)`` (every team) or
+    ``rules={"sales_0": MyRule("fill_rate")}`` (some teams), or ``orgsim +rules=module.MyRule``
+    on the command line. See ``docs/custom_rules.md``.
+
+    Examples
+    --------
+    >>> rule = AccountabilityRule("fill_rate", weight=0.25)
+    >>> rule.score(0.5, 1.5)  # 0.75 · 0.5 + 0.25 · 1.5
+    0.75
+    >>> rule.weight_at(t=10, alignment=0.5, aligned_weight=0.75)  # halfway from 0.25 to 0.75
+    0.5
     """
 
     metric: str
     weight: float = 0.0
 
     def __post_init__(self):
-        if self.metric not in METRICS:
-            raise ValueError(f"metric == {self.metric!r}, must be one of {', '.join(map(repr, METRICS))}")
+        if self.metric not in METRICS and not self.defines_metric():
+            raise ValueError(
+                f"metric == {self.metric!r}, must be one of {', '.join(map(repr, METRICS))} (or the name "
+                "of a metric the rule's subclass measures: override measure, higher_is_better and target)"
+            )
         if not 0.0 <= self.weight <= 1.0:
             raise ValueError(f"accountability weight == {self.weight!r}, must be in [0, 1]")
 
+    @classmethod
+    def defines_metric(cls) -> bool:
+        """Whether the class measures its own metric (overrides :meth:`measure`)."""
+        return cls.measure is not AccountabilityRule.measure
+
     @property
-    def code(self) -> int:
-        return METRICS[self.metric][0]
+    def code(self) -> int | None:
+        """The built-in metric's kernel code (``None`` for a subclass's own metric)."""
+        entry = METRICS.get(self.metric)
+        return None if entry is None or self.defines_metric() else entry[0]
 
     @property
     def higher_is_better(self) -> bool:
+        """The metric's direction (from :data:`METRICS`; a rule with its own metric sets it)."""
+        if self.metric not in METRICS:
+            raise NotImplementedError(
+                f"{type(self).__name__} measures {self.metric!r}: define higher_is_better"
+            )
         return METRICS[self.metric][1]
+
+    def measure(self, team) -> float:
+        """The local metric's value for ``team`` this period (phase 6, after its costs are
+        recorded): the built-in metric from the team's flows, cost and stocks."""
+        return measure_metric(
+            self.code, team.params, team.shipped, team.requested, team.cost, team.inventory, team.backlog
+        )
+
+    def target(self, team) -> float:
+        """The metric's value when ``team`` is on target: the built-in metric's value at the
+        team's steady state (:func:`metric_target`). Called once, when the team is made."""
+        if self.code is None:
+            raise NotImplementedError(f"{type(self).__name__} measures {self.metric!r}: define target")
+        tp = team.params
+        return metric_target(
+            self.code,
+            tp[TeamParam.throughput],
+            tp[TeamParam.metric_scale],
+            tp[TeamParam.steady_cost],
+            tp[TeamParam.holding] * tp[TeamParam.initial_inventory],
+        )
 
     def local_score(self, value: float, target: float) -> float:
         """Normalised local performance (1 on target)."""
@@ -205,9 +402,18 @@ class AccountabilityRule:
 
     def score(self, local: float, firm: float, weight: float | None = None) -> float:
         """(1 − w)·local + w·firm from the two normalised scores."""
-        w = self.weight if weight is None else weight
-        return (1.0 - w) * local + w * firm
+        return weighted_score(local, firm, self.weight if weight is None else weight)
+
+    def weight_at(self, t: int, alignment: float, aligned_weight: float) -> float:
+        """The weight of the firm part in period ``t``: the rule's own ``w``, moved toward
+        ``management.alignment_weight`` by the culture programme's progress ``alignment``."""
+        return accountability_weight(self.weight, aligned_weight, alignment)
 
     @classmethod
     def for_role(cls, role: str, weight: float = 0.0) -> AccountabilityRule:
+        """The rule for a team of function ``role`` with weight ``w``: the role's default metric
+        (:data:`LOCAL_METRIC`), or a subclass's own metric (the default of its ``metric``
+        field) when the subclass measures one."""
+        if cls.defines_metric():
+            return cls(weight=weight)
         return cls(metric=LOCAL_METRIC.get(role, "holding_backlog_cost"), weight=weight)

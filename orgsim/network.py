@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import Config
-from .management import LOCAL_METRIC, METRICS
+from .management import LOCAL_METRIC, METRICS, metric_target
 
 __all__ = ["Network", "build_network"]
 
@@ -46,7 +46,7 @@ class Network:
     steady_cost: np.ndarray  # operating cost per period at the steady state (incl. material)
     metric: np.ndarray  # code of each team's local metric (orgsim.management.METRICS)
     metric_scale: np.ndarray  # capacity, or throughput when uncapacitated (for utilisation)
-    metric_target: np.ndarray  # the local metric's value at the steady state
+    metric_target: np.ndarray  # the local metric's value at the steady state (management.metric_target)
     unit_margin: float  # price minus material and processing costs along a path, per unit
 
     @property
@@ -57,19 +57,6 @@ class Network:
     def top(self) -> np.ndarray:
         """Teams supplied by the outside source."""
         return np.flatnonzero(self.supplier < 0)
-
-
-def metric_target(
-    metric: int, throughput: float, scale: float, steady_cost: float, steady_holding: float
-) -> float:
-    """The value of local metric ``metric`` (a code of ``management.METRICS``) at the steady state."""
-    if metric == 0:  # fill rate
-        return 1.0
-    if metric == 1:  # utilisation
-        return throughput / scale if scale > 0 else 0.0
-    if metric == 2:  # unit cost
-        return steady_cost / throughput if throughput > 0 else steady_cost
-    return steady_holding  # holding and backlog cost
 
 
 def build_network(cfg: Config) -> Network:

@@ -147,6 +147,8 @@ def simulate(
     teams: bool | None = None,
     progress: bool | None = None,
     chunk: int | None = None,
+    rules=None,
+    firm_class=None,
 ) -> SimulationResult:
     """Simulate ``cfg.n_orgs`` firms for ``cfg.periods`` periods.
 
@@ -180,6 +182,13 @@ def simulate(
     chunk : int, optional
         Firms per kernel call for the numba engine (default: all, or ~2 s worth with
         ``progress``); results do not depend on it.
+    rules : AccountabilityRule subclass or dict, optional
+        Mesa engine only: the teams' accountability rules — a subclass of
+        :class:`orgsim.AccountabilityRule` for every team, or ``{team name: rule instance}``
+        for some (the others keep their default rule); see docs/custom_rules.md.
+    firm_class : type, optional
+        Mesa engine only: a subclass of :class:`orgsim.Firm` to run instead (its
+        ``team_class`` may replace the teams).
 
     Returns
     -------
@@ -209,6 +218,18 @@ def simulate(
         cfg = cfg.replace(engine=engine)
     if teams is None:
         teams = engine == "mesa"
+    if rules is not None or firm_class is not None:
+        what = "rules" if rules is not None else "firm_class"
+        if engine != "mesa":
+            raise ConfigError(
+                f"{what}= runs only on engine='mesa' (the numba engine compiles the built-in rules "
+                f"and teams), got engine == {engine!r}"
+            )
+        from .engine_mesa import Firm, check_firm_class, check_rules
+        from .network import build_network
+
+        firm_class = Firm if firm_class is None else check_firm_class(firm_class)
+        check_rules(rules, build_network(cfg), cfg)  # refused before any firm runs
     params = _check_params(params)
     if params is not None:  # the population's size is the number of parameter rows
         cfg = cfg.replace(n_orgs=len(params))
@@ -238,8 +259,9 @@ def simulate(
             from .engine_mesa import run_firm
 
             kpi_parts, team_parts = [], []
+            custom = {} if firm_class is None else {"rules": rules, "firm_class": firm_class}
             for i in range(n):
-                k, tm = run_firm(configs[i] if configs else cfg, i, keys[i])
+                k, tm = run_firm(configs[i] if configs else cfg, i, keys[i], **custom)
                 kpi_parts.append(k)
                 if teams:
                     team_parts.append(tm)

@@ -1,12 +1,15 @@
 """Validation of the typed config (``orgsim.config``).
 
-Every field of every section is listed below with the rule it must obey; each rule is checked
-both ways: a value just outside is rejected with a one-line ``ConfigError`` naming the dotted
-field, the value and the rule (scikit-learn ``check_scalar`` style, e.g. ``network.lead_time ==
-0, must be >= 1``), and the boundary itself is accepted (or rejected, for open bounds).
-``test_every_field_has_a_validation_rule`` fails when a field is added without a rule here.
-The ``culture`` and ``management`` sections (the culture and management layers) are validated
-the same way in ``test_config_layers.py``.
+Every field is declared once, in its dataclass (``orgsim.config.Param`` in the field's metadata,
+all of them from ``orgsim.config.parameters()``); the tests below iterate those declarations
+instead of repeating the ranges. Each declared rule is checked both ways: a value just outside is
+rejected with a one-line ``ConfigError`` naming the dotted field, the value and the rule
+(scikit-learn ``check_scalar`` style, e.g. ``network.lead_time == 0, must be >= 1``), and the
+boundary itself is accepted (or rejected, for open bounds). ``test_every_field_is_declared``
+fails when a field is added without a declaration (meaning, unit and source included). The
+``culture`` and ``management`` sections (the culture and management layers) are validated the
+same way in ``test_config_layers.py``; the parameter tables of docs/model.md §12, generated from
+the same declarations, are checked in ``test_docs_parameters.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import copy
 import dataclasses
 import json
 import math
+import typing
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,15 +29,19 @@ from hypothesis import given
 import orgsim
 from orgsim.config import (
     _SECTIONS,
+    TOOL_NODES,
     Config,
     ConfigError,
     CostConfig,
     NetworkConfig,
+    Param,
     PolicyConfig,
     config_from_dict,
+    parameters,
 )
 
 STAGES = Config().network.stages  # per-stage lists in these tests have one entry per stage
+INT64_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,10 @@ class Num:
     per_stage: bool = False
     none_ok: bool = False
 
+    @classmethod
+    def of(cls, path: str, p: Param) -> Num:
+        return cls(path, p.lo, p.hi, p.lo_open, p.hi_open, p.integer, p.per_stage, p.nullable)
+
     @property
     def delta(self):
         if self.integer:
@@ -56,72 +68,13 @@ class Num:
         return (self.hi - self.lo) / 4 if self.lo is not None and self.hi is not None else 1.0
 
 
-NUMBERS = [
-    Num("n_orgs", 1, 10_000_000, integer=True),
-    Num("periods", 1, 100_000, integer=True),
-    Num("seed", 0, 2**63 - 1, integer=True),
-    Num("network.stages", 1, 12, integer=True),
-    Num("network.width", 1, 64, integer=True, per_stage=True),
-    Num("network.order_delay", 1, 52, integer=True, per_stage=True),
-    Num("network.lead_time", 1, 52, integer=True, per_stage=True),
-    Num("network.capacity", 0, 1_000_000_000, lo_open=True, per_stage=True, none_ok=True),
-    Num("network.initial_inventory", 0, 1_000_000_000, per_stage=True),
-    Num("demand.level", 0, 1_000_000),
-    Num("demand.trend", -0.01, 0.01),
-    Num("demand.seasonality", 0, 1),
-    Num("demand.season_period", 2, 2**63 - 1, integer=True),
-    Num("demand.rho", -1, 1, lo_open=True, hi_open=True),
-    Num("demand.cv", 0, 2),
-    Num("demand.shock_prob", 0, 1),
-    Num("demand.shock_size", -1, 5),
-    Num("demand.shock_duration", 1, 100_000, integer=True),
-    Num("demand.step_period", 0, 100_000, integer=True),
-    Num("demand.step_size", -1_000_000, 1_000_000),
-    Num("policy.theta", 0, 1),
-    Num("policy.ma_window", 1, 520, integer=True),
-    Num("policy.alpha_s", 0, 1),
-    Num("policy.beta", 0, 1),
-    Num("policy.s_prime", -1_000_000_000, 1_000_000_000, per_stage=True, none_ok=True),
-    Num("policy.cover", 0, 520, per_stage=True),
-    Num("policy.fixed_order_periods", 0, 100_000, integer=True),
-    Num("costs.holding", 0, 1_000_000, per_stage=True),
-    Num("costs.backlog", 0, 1_000_000, per_stage=True),
-    Num("costs.unit", 0, 1_000_000, per_stage=True),
-    Num("costs.fixed", 0, 1_000_000_000, per_stage=True),
-    Num("costs.material", 0, 1_000_000),
-    Num("supply.disruption_prob", 0, 1),
-    Num("supply.disruption_duration", 1, 100_000, integer=True),
-    Num("supply.disruption_severity", 0, 1),
-    Num("supply.cost_shock_prob", 0, 1),
-    Num("supply.cost_shock_size", -0.9, 5),
-    Num("supply.cost_shock_duration", 1, 100_000, integer=True),
-    Num("finance.price", 0, 1_000_000),
-    Num("finance.initial_cash", 0, 1_000_000_000_000),
-    Num("finance.min_cash", 0, 1_000_000_000_000),
-    Num("finance.interest_rate", 0, 0.1),
-    Num("finance.covenant_multiple", 0, 20),
-    Num("finance.covenant_window", 1, 520, integer=True),
-    Num("finance.grace_periods", 0, 100_000, integer=True),
-    Num("finance.receivable_lag", 0, 52, integer=True),
-    Num("finance.payable_lag", 0, 52, integer=True),
-]
-CHOICES = {
-    "engine": ("mesa", "numba"),
-    "information": ("local", "shared"),
-    "strategy.family": ("baseline", "efficiency_only", "culture_aligned"),
-    "policy.forecast": ("smoothing", "moving_average"),
-    "costs.unmet": ("backlog", "lost_sales"),
-    "scenario.time_unit": ("day", "week", "month", "quarter", "year", "period"),
-}
-BOOLS = [
-    "network.integer_units",
-    "demand.allow_negative",
-    "policy.allow_negative_orders",
-    "finance.enabled",
-    "output.teams",
-]
-NAMES = ["scenario.name", "environment.name", "strategy.name", "output.name"]
-OTHERS = ["scenario.description", "network.roles"]  # tested one by one below
+LAYER_SECTIONS = {"culture", "management"}  # see test_config_layers.py
+DECLARED = {k: p for k, p in parameters().items() if k.partition(".")[0] not in LAYER_SECTIONS}
+NUMBERS = [Num.of(path, p) for path, p in DECLARED.items() if p.kind == "number"]
+CHOICES = {path: p.choices for path, p in DECLARED.items() if p.kind == "choice"}
+BOOLS = [path for path, p in DECLARED.items() if p.kind == "flag"]
+NAMES = [path for path, p in DECLARED.items() if p.kind == "identifier"]
+OTHERS = [path for path, p in DECLARED.items() if p.kind in ("text", "roles")]  # tested one by one below
 
 IDENTIFIER = "a non-empty identifier (letters, digits, underscores)"
 
@@ -155,25 +108,73 @@ def stored(spec: Num, value):
     return (one,) * STAGES if spec.per_stage else one
 
 
-LAYER_SECTIONS = {"culture", "management"}  # see test_config_layers.py
-
-
-def field_paths() -> set[str]:
+def field_paths(sections=None) -> set[str]:
+    """Every dotted field of the config (of ``sections`` only, if given), from the dataclasses."""
     paths = set()
     for f in dataclasses.fields(Config):
-        if f.name in LAYER_SECTIONS:
-            continue
         if f.name in _SECTIONS:
             paths.update(f"{f.name}.{g.name}" for g in dataclasses.fields(_SECTIONS[f.name]))
         else:
             paths.add(f.name)
-    return paths
+    return {p for p in paths if sections is None or p.partition(".")[0] in sections}
 
 
-def test_every_field_has_a_validation_rule():
+#: the annotation each kind of field needs: OmegaConf converts a command-line value to it before
+#: validation (docs/model.md §12 "Types"); per-stage fields and the roles have none
+ANNOTATION = {"flag": "bool", "choice": "str", "identifier": "str", "text": "str", "roles": "Any"}
+
+
+def annotation(p: Param) -> str:
+    if p.kind == "number":
+        return "Any" if p.per_stage else "int" if p.integer else "float"
+    return ANNOTATION[p.kind]
+
+
+def test_every_field_is_declared():
+    """Every field of every section (and of the top level) has a declaration with a meaning, a
+    unit and a source for the docs, and an annotation that fits its kind."""
+    declared = parameters()
+    assert set(declared) == field_paths(), "fields without a declaration (or declarations without a field)"
+    hints = {name: typing.get_type_hints(cls) for name, cls in _SECTIONS.items()}
+    for path, p in declared.items():
+        assert p.meaning.strip() and p.unit.strip() and p.source.strip(), path
+        section, _, name = path.rpartition(".")
+        hint = hints[section][name] if section else typing.get_type_hints(Config)[name]
+        assert getattr(hint, "__name__", str(hint).removeprefix("typing.")) == annotation(p), path
+
+
+def test_every_field_is_tested_here_or_in_the_layer_tests():
     covered = {s.path for s in NUMBERS} | set(CHOICES) | set(BOOLS) | set(NAMES) | set(OTHERS)
-    assert field_paths() - covered == set(), "fields without a validation test in test_config.py"
-    assert covered - field_paths() == set(), "tests for fields that no longer exist"
+    assert covered == field_paths() - field_paths(LAYER_SECTIONS)
+
+
+def test_declarations_the_engines_rely_on():
+    """Integers are int64 in both engines (and Numba); a belief vector is one pair of 64-bit
+    masks (docs/model.md §7.14); a per-stage list is checked against at most 12 stages."""
+    declared = parameters()
+    assert all(p.hi <= INT64_MAX and p.lo >= -(2**63) for p in declared.values() if p.integer)
+    assert declared["culture.dims"].hi <= 64
+    assert (declared["network.stages"].lo, declared["network.stages"].hi) == (1, 12)
+
+
+@pytest.mark.parametrize(
+    ("declaration", "problem"),
+    [
+        (dict(kind="number", lo=0, hi=1, unit="–", source="s"), "a meaning"),
+        (dict(kind="numbr", lo=0, hi=1, meaning="m", unit="–", source="s"), "a kind"),
+        (dict(kind="number", integer=True, lo=0, meaning="m", unit="–", source="s"), "int64"),
+        (dict(kind="number", integer=True, lo=0, hi=2**63, meaning="m", unit="–", source="s"), "int64"),
+        (dict(kind="number", lo=0, meaning="m", unit="–", source="s"), "both bounds"),
+        (dict(kind="choice", meaning="m", unit="–", source="s"), "choice"),
+        (dict(kind="flag", choices=("a",), meaning="m", unit="–", source="s"), "choice"),
+    ],
+)
+def test_a_declaration_the_validator_cannot_enforce_is_refused(declaration, problem):
+    from orgsim.config import _param
+
+    declaration.setdefault("meaning", "")
+    with pytest.raises(TypeError, match=problem):
+        _param(**declaration)
 
 
 # -- numbers ----------------------------------------------------------------------------------
@@ -456,11 +457,6 @@ def test_integer_units_need_whole_initial_values(path, value):
 INTEGERS = [s for s in NUMBERS if s.integer]
 
 
-def test_every_integer_field_has_an_upper_bound_within_int64():
-    """Both engines hold integers as int64 (Numba); no integer field may go beyond it."""
-    assert all(s.hi is not None and s.hi <= 2**63 - 1 for s in INTEGERS)
-
-
 @pytest.mark.parametrize("spec", INTEGERS, ids=lambda s: s.path)
 def test_integers_beyond_int64_rejected(spec):
     for value in (2**63, 2**64 + 1, 1e19):
@@ -704,7 +700,12 @@ def test_config_from_dict_does_not_mutate_its_input():
     assert data == before
 
 
-@pytest.mark.parametrize(("group", "option"), conf_options(), ids=[f"{g}-{o}" for g, o in conf_options()])
+#: the options that make up a run's config: not the settings of a tool (``conf/calibration/``,
+#: ``conf/sensitivity/``), which their tools read beside the config (``TOOL_NODES``)
+MODEL_OPTIONS = [(g, o) for g, o in conf_options() if g not in TOOL_NODES]
+
+
+@pytest.mark.parametrize(("group", "option"), MODEL_OPTIONS, ids=[f"{g}-{o}" for g, o in MODEL_OPTIONS])
 def test_round_trip_of_every_conf_option(group, option):
     cfg = orgsim.compose([group_override(group, option)])
     data = cfg.to_dict()
@@ -756,3 +757,61 @@ def test_compose_unknown_group_option_lists_the_options(group):
         orgsim.compose([f"{group}=nope"])
     options = sorted(o for g, o in conf_options() if g == group)
     assert str(info.value) == f"{group} == 'nope', must be one of " + ", ".join(repr(o) for o in options)
+
+
+# -- command-line types (docs/model.md §12 "Types") -------------------------------------------
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("periods=4.0", "periods == '4.0', must be an integer"),
+        ("periods=1e2", "periods == '100.0', must be an integer"),
+        ("network.stages=2.0", "network.stages == '2.0', must be an integer"),
+        ("demand.level=5", 5.0),
+        ("policy.theta=1e-1", 0.1),
+        ("network.integer_units=yes", True),
+        ("network.integer_units=On", True),
+        ("network.integer_units=N", False),
+        ("network.integer_units=1", True),
+        ("network.integer_units=2", True),
+        ("network.integer_units=0", False),
+        ("network.integer_units=1.0", "network.integer_units == '1.0', must be true or false"),
+        ("culture.enabled=maybe", "culture.enabled == 'maybe', must be true or false"),
+        ("scenario.description=5", "5"),
+        ("scenario.description=true", "True"),
+        ("output.name=7", "7"),
+        ("network.width=[3,3,3,1.0]", (3, 3, 3, 1)),
+        ("network.width=[3,3,3,1.5]", "network.width[3] == 1.5, must be an integer"),
+    ],
+)
+def test_command_line_values_are_converted_to_the_schema_types(override, expected):
+    """OmegaConf converts an override to the type the schema declares before validation: an
+    integer field takes only an integer, a number field also an integer, a boolean field
+    yes/no/on/off and integers, a string field any scalar as its text; per-stage fields have no
+    declared type and follow the Python rules."""
+    key = override.partition("=")[0]
+    if isinstance(expected, str) and " == " in expected:
+        with pytest.raises(ConfigError) as info:
+            orgsim.compose([override])
+        assert str(info.value) == expected
+    else:
+        got = get(orgsim.compose([override]), key)
+        assert got == expected and type(got) is type(expected)
+
+
+def test_the_schema_is_writable_without_unfreezing_it():
+    """Hydra merges conf/ into the schema node: it is built from a writable copy of the frozen
+    dataclasses, not unfrozen through OmegaConf's private flags, and the copy has the
+    dataclasses' own annotations (which drive the conversions above) and field defaults."""
+    from omegaconf import DictConfig, OmegaConf
+
+    from orgsim.config import _schema_class, _schema_node
+
+    assert OmegaConf.is_readonly(OmegaConf.structured(Config))  # why a copy is needed
+    node = _schema_node()
+    for name, cls in [("", Config), *_SECTIONS.items()]:
+        section = OmegaConf.select(node, name) if name else node
+        assert isinstance(section, DictConfig) and not OmegaConf.is_readonly(section), name
+        declared = {f.name: f for f in dataclasses.fields(cls) if not (cls is Config and f.name in _SECTIONS)}
+        hints = typing.get_type_hints(_schema_class(cls))
+        assert {k: hints[k] for k in declared} == {k: typing.get_type_hints(cls)[k] for k in declared}
+        assert {k: section[k] for k in declared} == {k: f.default for k, f in declared.items()}, name
