@@ -502,14 +502,11 @@ def _run(cfg) -> None:
     import logging
 
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
 
     from .simulation import simulate
 
     logging.getLogger("MESA").setLevel(logging.WARNING)  # Mesa logs every step at INFO
-    data = OmegaConf.to_container(cfg, resolve=True)
-    data.pop("hydra", None)
-    config = config_from_dict(data)
+    config = config_from_dict(job_dict(cfg))
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
     overrides = list(hc.overrides.task)

@@ -510,11 +510,18 @@ def test_a_torn_last_journal_line_is_cut(tmp_path):
 
 
 SHARED = """
-import sys
+import os, pathlib, sys, time
 import orgsim
 from orgsim.calibration import calibrate
 cfg = orgsim.compose({beer!r})
 teams = orgsim.simulate(cfg, engine="numba", seed=4242, teams=True, progress=False).teams
+# rendezvous: both processes start searching only once both are ready (on a fast machine one
+# process would otherwise finish the whole study before the other has imported numba)
+here = pathlib.Path(sys.argv[1]).parent
+(here / f"ready.{{os.getpid()}}").touch()
+deadline = time.monotonic() + 120
+while len(list(here.glob("ready.*"))) < 2 and time.monotonic() < deadline:
+    time.sleep(0.05)
 calibrate(teams, params={{"policy.alpha_s": (0.05, 1.0), "policy.beta": (0.0, 1.0)}}, moments={moments!r},
           overrides={beer!r}, skip=4, weighting="identity", n_trials=32, batch_size=4, replicates=8,
           se_replicates=60, progress=False, storage=sys.argv[1], polish=False)
