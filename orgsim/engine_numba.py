@@ -232,7 +232,7 @@ _READY: set[bool] = set()
 
 def cached_on_disk() -> bool | None:
     """Whether Numba's on-disk cache holds the batch kernel (``None`` if that cannot be told):
-    without it, the first call compiles for about 20 s."""
+    without it, the first call compiles (about a minute on two cores)."""
     try:
         import os
 
@@ -252,7 +252,7 @@ def warm_up(packed: dict, keys: np.ndarray, rows: np.ndarray, *, teams: bool, no
         return 0.0
     if notice and cached_on_disk() is False:
         print(
-            "orgsim: compiling the numba engine (once after installing or changing orgsim, about 20 s; "
+            "orgsim: compiling the numba engine (once after installing or changing orgsim, about a minute; "
             "later runs load it from the cache)",
             file=sys.stderr,
             flush=True,

@@ -177,7 +177,7 @@ def simulate(
         Show a progress bar (tqdm). By default it is shown on an interactive terminal when the
         run is long enough to take more than a few seconds. Unless ``progress=False``, the
         numba engine prints one line to standard error before it compiles its kernel (the first
-        run after installing or changing orgsim, about 20 s; later runs load it from the cache).
+        run after installing or changing orgsim, about a minute on two cores; later runs load it from the cache).
         The result's ``wall_time`` leaves that compile out (it is ``compile_time``).
     chunk : int, optional
         Firms per kernel call for the numba engine (default: all, or ~2 s worth with
