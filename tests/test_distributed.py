@@ -79,6 +79,7 @@ def assert_bit_identical(got: dict, want: dict) -> None:
         assert np.ascontiguousarray(b).tobytes() == np.ascontiguousarray(a).tobytes(), name
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize(
     "split",
     [{"chunks": 7}, {"chunk_size": 9}],  # firm chunks of 6,5,6,6,6,5,6 and of 9,9,9,9,4
@@ -99,6 +100,7 @@ def test_firm_chunks_on_ray_equal_one_local_run(ray_cluster, split):
     pd.testing.assert_frame_equal(res.teams, local.teams, check_exact=True)
 
 
+@pytest.mark.cluster
 def test_simulate_ray_without_teams_keeps_kpis_only(ray_cluster):
     cfg = orgsim.compose(["n_orgs=5", "periods=12", "seed=3"])
     res = simulate_ray(cfg, chunks=10)  # more chunks than firms: one firm per chunk
@@ -127,6 +129,7 @@ def test_import_orgsim_does_not_need_ray():
     assert proc.stdout.strip() == "ok"
 
 
+@pytest.mark.cluster
 def test_hydra_ray_launcher_runs_a_sweep(ray_cluster):
     cwd = ray_cluster.cwd
     args = [
@@ -164,6 +167,7 @@ def test_hydra_ray_launcher_runs_a_sweep(ray_cluster):
     assert seeds == {0, 1}
 
 
+@pytest.mark.cluster
 def test_submitit_local_launcher_runs_a_sweep(tmp_path):
     """Slurm's code path without Slurm: submitit pickles each run and starts it in a subprocess."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")

@@ -179,8 +179,13 @@ def test_kpis_only_by_default_when_teams_false(noisy_cfg):
 def configs_with_every_layer(draw):
     cfg = draw(random_configs())
     unit = st.floats(0, 1, allow_nan=False)
+    # negative orders need an ignorant team's supply-line weight β(1 − λ_β) >= 0.5 once the culture
+    # layer is on (docs/model.md §7.10): λ_β is drawn within that bound
+    pol = cfg.policy
+    top = max(0.0, 1 - 0.5 / pol.beta) if pol.allow_negative_orders and pol.beta > 0 else 1.0
     return cfg.replace(
         **{
+            "culture.beta_sensitivity": draw(st.floats(0, top)),
             "culture.enabled": draw(st.booleans()),
             "culture.dims": draw(st.integers(1, 64)),
             "culture.members": draw(st.integers(1, 6)),
