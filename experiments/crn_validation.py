@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -49,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 import orgsim
+from orgsim._io import source_state
 from orgsim.comparison import FAMILY_CONTRAST, compare, firm_outcomes, newcombe_difference, paired_difference
 from orgsim.comparison import OUTCOMES as SPECS
 from orgsim.simulation import package_versions
@@ -189,16 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for env in args.environments:
         rows += validate_environment(env, args.firms, args.replicates, args.seed, args.boot, rng)
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "orgsim", "conf"], cwd=REPO, capture_output=True, text=True
-        ).stdout
-        modified = [line[3:] for line in dirty.splitlines() if line.strip()]
-    except (OSError, subprocess.CalledProcessError):
-        commit, modified = "unknown", []
+    commit, modified = source_state(REPO)
     meta = {
         "command": " ".join(["python", "experiments/crn_validation.py", *map(shlex.quote, argv)]),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

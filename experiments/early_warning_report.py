@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import subprocess
 import sys
 import time
 import warnings
@@ -46,6 +45,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from orgsim._io import source_state
 from orgsim.comparison import compare
 from orgsim.early_warning import EarlyWarning
 from orgsim.simulation import package_versions
@@ -418,16 +418,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
 
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "orgsim", "conf"], cwd=REPO, capture_output=True, text=True
-        ).stdout
-        modified = [line[3:] for line in dirty.splitlines() if line.strip()]
-    except (OSError, subprocess.CalledProcessError):
-        commit, modified = "unknown", []
+    commit, modified = source_state(REPO)
     meta = {
         "command": " ".join(["python", "experiments/early_warning_report.py", *map(shlex.quote, argv)]),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -192,7 +192,27 @@ def _max_lag(order) -> int:
     return int(max(order)) if order else 0
 
 
-class ARIMA(Forecaster):
+class _StateSpace(Forecaster):
+    """A statsmodels state-space model fitted to each series (``self._model(y)`` builds it):
+    points from the results' ``forecast``, intervals from ``get_forecast``."""
+
+    _fit_kwargs: dict = {}  # noqa: RUF012 - read only
+
+    def _check_spec(self, y, index):
+        self._model(y)
+
+    def _fit_one(self, y, index, entropy, i):
+        return _SMState(self._model(y).fit(**self._fit_kwargs))
+
+    def _point_one(self, state, steps):
+        return np.asarray(state.results.forecast(steps), dtype=np.float64)
+
+    def _predict_one(self, state, steps):
+        pred = state.results.get_forecast(steps)
+        return _SMPrediction(pred, pred.predicted_mean)
+
+
+class ARIMA(_StateSpace):
     """(Seasonal) ARIMA: statsmodels ``statsmodels.tsa.arima.model.ARIMA`` on each series.
 
     Parameters
@@ -267,21 +287,8 @@ class ARIMA(Forecaster):
             trend_offset=self.trend_offset,
         )
 
-    def _check_spec(self, y, index):
-        self._model(y)
 
-    def _fit_one(self, y, index, entropy, i):
-        return _SMState(self._model(y).fit())
-
-    def _point_one(self, state, steps):
-        return np.asarray(state.results.forecast(steps), dtype=np.float64)
-
-    def _predict_one(self, state, steps):
-        pred = state.results.get_forecast(steps)
-        return _SMPrediction(pred, pred.predicted_mean)
-
-
-class UnobservedComponents(Forecaster):
+class UnobservedComponents(_StateSpace):
     """Structural time series: statsmodels ``UnobservedComponents`` on each series.
 
     Parameters
@@ -367,18 +374,7 @@ class UnobservedComponents(Forecaster):
             use_exact_diffuse=self.use_exact_diffuse,
         )
 
-    def _check_spec(self, y, index):
-        self._model(y)
-
-    def _fit_one(self, y, index, entropy, i):
-        return _SMState(self._model(y).fit(disp=False))
-
-    def _point_one(self, state, steps):
-        return np.asarray(state.results.forecast(steps), dtype=np.float64)
-
-    def _predict_one(self, state, steps):
-        pred = state.results.get_forecast(steps)
-        return _SMPrediction(pred, pred.predicted_mean)
+    _fit_kwargs = {"disp": False}  # noqa: RUF012 - read only
 
 
 class Theta(Forecaster):

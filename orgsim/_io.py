@@ -116,3 +116,20 @@ def write_meta(directory: str | os.PathLike, meta: dict, files: Mapping[str, dic
     path = directory / "meta.json"
     atomic_write(path, lambda p: Path(p).write_text(json.dumps(data, indent=2, sort_keys=True)))
     return path
+
+
+def source_state(repo: Path) -> tuple[str, list[str]]:
+    """The repository's short commit and the model files (under ``orgsim/`` and ``conf/``) that
+    differ from it, for a report's header; ``("unknown", [])`` without git."""
+    import subprocess
+
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "orgsim", "conf"], cwd=repo, capture_output=True, text=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", []
+    return commit, [line[3:] for line in dirty.splitlines() if line.strip()]
