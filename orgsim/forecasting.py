@@ -434,6 +434,14 @@ def score_continuation(
     )
 
 
+#: the columns :func:`_run_backtest` writes beside the series keys (forecasts and failures tables):
+#: a key column with one of these names would be overwritten or duplicated
+_BACKTEST_COLUMNS = frozenset(
+    {"model", "kpi", "origin", "h", "period", "actual", "mean", "mean_se", "mean_ci_lower", "mean_ci_upper",
+     "scale", "kind", "message"}
+)  # fmt: skip
+
+
 def _run_backtest(templates, panels, *, horizon, initial, step, alpha, season_period, seed, n_jobs, progress):
     names = list(templates)
     models = [templates[n] for n in names]
@@ -452,6 +460,13 @@ def _run_backtest(templates, panels, *, horizon, initial, step, alpha, season_pe
         raise ValueError(
             f"initial == {initial}, must be > season_period == {season_period} (the MASE scale needs a "
             "seasonal difference in the training window)"
+        )
+    key_names = list(next(iter(panels.values())).names)
+    clash = sorted(set(key_names) & _BACKTEST_COLUMNS)
+    if clash:
+        raise ValueError(
+            f"series key column {clash[0]!r} has the name of a column of the backtest tables; rename it "
+            f"(reserved: {', '.join(sorted(_BACKTEST_COLUMNS))})"
         )
     entropy = entropy_of(seed)
     tasks, meta = [], []
@@ -478,8 +493,6 @@ def _run_backtest(templates, panels, *, horizon, initial, step, alpha, season_pe
         progress=progress,
         desc="backtest fits",
     )
-    panel0 = next(iter(panels.values()))
-    key_names = list(panel0.names)
     labels = []
     rows, fails = [], []
     blocks = []

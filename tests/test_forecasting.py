@@ -779,3 +779,15 @@ def test_the_example_in_the_docs_runs():
     table = namespace["res"].summary_frame()
     assert set(table.index.get_level_values("kpi")) == {"revenue", "cash"}
     assert namespace["frame"].columns.tolist() == ["mean", "mean_se", "mean_ci_lower", "mean_ci_upper"]
+
+
+@pytest.mark.parametrize("name", ["kind", "model", "mean"])
+def test_backtest_refuses_a_key_column_named_like_one_of_its_own_columns(kpis, name):
+    # a key called "kind" would duplicate the failures table's column (and "model" or "mean" would
+    # overwrite the forecasts table's): refused by name instead of a table that cannot be read
+    renamed = kpis.rename(columns={"org": name})
+    with pytest.raises(ValueError, match=rf"series key column '{name}' has the name of a column"):
+        fc.backtest(
+            fc.Naive(), renamed, kpi="revenue", by=["strategy", name], horizon=4, initial=30,
+            season_period=4, n_jobs=1,
+        )  # fmt: skip
