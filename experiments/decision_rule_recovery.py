@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -52,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 import orgsim
+from orgsim._io import source_state
 from orgsim._ordering_rule import PARAMETERS, fit_ordering_rule, ordering_inputs
 from orgsim.network import build_network
 from orgsim.simulation import package_versions
@@ -328,12 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     tables.append(errors_table(fit_ordering_rule(teams_l, delay=delays, **fit), "long"))
     table = pd.concat(tables, ignore_index=True)
 
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+    commit, _ = source_state(REPO)
     import scipy
 
     meta.update(

@@ -26,7 +26,6 @@ import argparse
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import time
 import warnings
@@ -38,6 +37,7 @@ import pandas as pd
 
 import orgsim
 from orgsim import forecasting as fc
+from orgsim._io import source_state
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "forecasting.md"
@@ -313,15 +313,7 @@ def _cpu_seconds() -> float:
 
 
 def _provenance() -> str:
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+    commit, _ = source_state(REPO)
     versions = ", ".join(
         f"{p} {metadata.version(p)}" for p in ("statsmodels", "scikit-learn", "numpy", "pandas")
     )

@@ -44,7 +44,6 @@ import argparse
 import json
 import math
 import shlex
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -53,6 +52,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from orgsim._io import source_state
 from orgsim.sensitivity import morris, run_configured, sobol
 from orgsim.simulation import package_versions
 from orgsim.surrogate import FamilySurrogate, training_data
@@ -388,12 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         OUT, FIGURES = args.out, args.out / "figures"
     OUT.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:  # pragma: no cover
-        commit = "unknown"
+    commit, _ = source_state(REPO)
 
     command = "python experiments/sensitivity_report.py " + shlex.join(
         argv if argv is not None else sys.argv[1:]

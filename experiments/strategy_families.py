@@ -32,7 +32,6 @@ import hashlib
 import json
 import os
 import shlex
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from statsmodels.stats.proportion import proportion_confint
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 import orgsim
+from orgsim._io import source_state
 from orgsim.comparison import FAMILY_CONTRAST, ComparisonResult, compare, paired_difference
 from orgsim.simulation import atomic_write, package_versions
 
@@ -985,22 +985,8 @@ def source_digest() -> str:
 
 def git_state() -> dict:
     """The commit and the model files (``orgsim/``, ``conf/``) that differ from it."""
-    git = {}
-    try:
-        git["commit"] = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "orgsim", "conf"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        git["model_files_modified"] = [line[3:] for line in dirty.splitlines() if line.strip()]
-    except (OSError, subprocess.CalledProcessError):
-        git["commit"] = "unknown"
-    return git
+    commit, modified = source_state(REPO)
+    return {"commit": commit, "model_files_modified": modified}
 
 
 def provenance(args: argparse.Namespace, argv: Sequence[str], timing: dict, git: dict) -> dict:

@@ -34,7 +34,6 @@ import argparse
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from importlib import metadata
@@ -43,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from orgsim._io import source_state
 from orgsim.comparison import FAMILY_CONTRAST, ForecastCheck, compare
 
 REPO = Path(__file__).resolve().parent.parent
@@ -89,15 +89,7 @@ def pct(x, se=None) -> str:
 
 
 def _provenance() -> str:
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+    commit, _ = source_state(REPO)
     versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("statsmodels", "numpy", "pandas"))
     return f"commit {commit} plus working-tree changes, Python {platform.python_version()}, {versions}"
 
