@@ -206,17 +206,6 @@ def section(result: dict) -> str:
     )
 
 
-def write_doc(doc: Path, block: str) -> None:
-    text = doc.read_text() if doc.exists() else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
-    doc.write_text(text)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--firms", type=int, default=1000)
@@ -229,6 +218,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     import orgsim
+    from orgsim._io import replace_section
 
     cfg = orgsim.compose(
         ["strategy=bso", "environment=stable", f"n_orgs={args.firms}", f"periods={args.periods}"]
@@ -269,7 +259,7 @@ def main(argv=None) -> int:
     block = section(result)
     print(block)
     if not args.no_doc:
-        write_doc(Path(args.doc), block)
+        replace_section(args.doc, BEGIN, END, block)
     return 0
 
 

@@ -175,15 +175,6 @@ def example(seed: int, figures: Path) -> str:
     return "\n".join(lines)
 
 
-def _replace(report: Path, begin: str, end: str, text: str) -> None:
-    old = report.read_text() if report.exists() else ""
-    if begin in old and end in old:
-        report.write_text(old[: old.index(begin)] + text + old[old.index(end) + len(end) :])
-    else:
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(old + ("\n" if old else "") + text + "\n")
-
-
 def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
@@ -249,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     out, figures = Path(args.out), Path(args.figures)
     out.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)
+    from orgsim._io import replace_section
     from orgsim.simulation import package_versions
 
     meta = {
@@ -272,11 +264,11 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps({"meta": meta, "results": results}, indent=1, default=str)
         )
         text = markdown(results, meta)
-        _replace(Path(args.report), BEGIN, END, text)
+        replace_section(args.report, BEGIN, END, text)
         print(text)
     if not args.no_example:
         text = example(args.seed, figures)
-        _replace(Path(args.report), EX_BEGIN, EX_END, text)
+        replace_section(args.report, EX_BEGIN, EX_END, text)
         print(text)
     return 0
 

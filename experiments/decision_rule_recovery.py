@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 import orgsim
-from orgsim._io import source_state
+from orgsim._io import replace_section, source_state
 from orgsim._ordering_rule import PARAMETERS, fit_ordering_rule, ordering_inputs
 from orgsim.network import build_network
 from orgsim.simulation import package_versions
@@ -368,12 +368,7 @@ def write_outputs(table: pd.DataFrame, meta: dict, figures: Path, report: Path) 
     plot_coverage(table[table.design == "main"], figures / "coverage.png")
     plot_horizon(table, {"short": 36, "main": 200, "long": 800}, figures / "horizon.png")
     section = markdown(table, meta)
-    text = report.read_text() if report.exists() else f"{START}\n{END}\n"
-    if START not in text or END not in text:
-        text = text.rstrip() + f"\n\n{START}\n{END}\n"
-    head, rest = text.split(START, 1)
-    tail = rest.split(END, 1)[1]
-    report.write_text(head + section + tail)
+    replace_section(report, START, END, section)
     print(section)
 
 

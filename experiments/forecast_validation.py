@@ -37,7 +37,7 @@ import pandas as pd
 
 import orgsim
 from orgsim import forecasting as fc
-from orgsim._io import source_state
+from orgsim._io import replace_section, source_state
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "forecasting.md"
@@ -320,17 +320,6 @@ def _provenance() -> str:
     return f"commit {commit} plus working-tree changes, Python {platform.python_version()}, {versions}"
 
 
-def write(doc: Path, block: str) -> None:
-    text = doc.read_text() if doc.exists() else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
-    doc.write_text(text)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--firms", type=int, default=50, help="firms per strategy")
@@ -367,7 +356,7 @@ def main(argv=None) -> int:
     block = report(res, args, seconds, kpis, cpu)
     print(block)
     if not args.no_write:
-        write(Path(args.doc), block)
+        replace_section(args.doc, BEGIN, END, block)
         print(f"wrote {args.doc}", file=sys.stderr)
     return 0
 

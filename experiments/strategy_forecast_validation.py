@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from orgsim._io import source_state
+from orgsim._io import replace_section, source_state
 from orgsim.comparison import FAMILY_CONTRAST, ForecastCheck, compare
 
 REPO = Path(__file__).resolve().parent.parent
@@ -210,17 +210,6 @@ def report(check: ForecastCheck, args, seconds: float, first) -> str:
     return "\n".join(lines)
 
 
-def write(doc: Path, block: str) -> None:
-    text = doc.read_text() if doc.exists() else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
-    doc.write_text(text)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--replications", type=int, default=40)
@@ -254,7 +243,7 @@ def main(argv=None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         check.scored().to_parquet(out / "scored.parquet", index=False)
         check.winners(kpi="cumulative_fcf").to_parquet(out / "winners.parquet", index=False)
-        write(Path(args.doc), block)
+        replace_section(args.doc, BEGIN, END, block)
         print(f"wrote {args.doc} and {out}", file=sys.stderr)
     return 0
 

@@ -15,7 +15,16 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-__all__ = ["META_FORMAT", "atomic_write", "check_files", "file_record", "read_meta", "write_meta"]
+__all__ = [
+    "META_FORMAT",
+    "atomic_write",
+    "check_files",
+    "file_record",
+    "read_meta",
+    "replace_section",
+    "source_state",
+    "write_meta",
+]
 
 #: version of the ``meta.json`` layout: 2 records each file's size and SHA-256 (``files`` is a
 #: mapping); layout 1 (``files`` a list of names) cannot be verified
@@ -133,3 +142,22 @@ def source_state(repo: Path) -> tuple[str, list[str]]:
     except (OSError, subprocess.CalledProcessError):
         return "unknown", []
     return commit, [line[3:] for line in dirty.splitlines() if line.strip()]
+
+
+def replace_section(path: str | os.PathLike, begin: str, end: str, section: str) -> None:
+    """Put ``section`` (generated text that starts with the marker ``begin`` and ends with
+    ``end``) into the document at ``path`` in place of the text from ``begin`` to ``end``, or
+    append it after a blank line when the document lacks the markers (or does not exist); the
+    rest of the document is kept as it is. The document is replaced atomically."""
+    if not (section.startswith(begin) and section.rstrip("\n").endswith(end)):
+        raise ValueError(f"the section must start with {begin!r} and end with {end!r}")
+    path = Path(path)
+    text = path.read_text() if path.exists() else ""
+    i = text.find(begin)
+    j = text.find(end, i + len(begin)) if i >= 0 else -1
+    if i >= 0 and j >= 0:
+        text = text[:i] + section.rstrip("\n") + text[j + len(end) :]
+    else:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + section.rstrip("\n") + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
