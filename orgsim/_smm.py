@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .config import Config, ConfigError
+from .config import parameters as config_parameters
 from .network import Network, build_network
 from .schema import KPI_COLUMNS, KPI_EXTRA, STRUCTURAL, TEAM_COLUMNS
 
@@ -287,6 +288,12 @@ class MomentSet:
                     f"moment {bad!r}: stage {int(s.split('@')[1])}, the network has stages 0 to {stages - 1}"
                 )
         self.needs_teams = any("@" in s for s in self.series)
+        #: the teams of each stage a series names (teams are numbered stage by stage)
+        self._stage_teams = {
+            int(s.split("@")[1]): np.flatnonzero(network.stage == int(s.split("@")[1]))
+            for s in self.series
+            if "@" in s
+        }
 
     def __len__(self) -> int:
         return len(self.moments)
@@ -319,13 +326,16 @@ class MomentSet:
         self, kpis: Mapping[str, np.ndarray], teams: Mapping[str, np.ndarray] | None
     ) -> dict:
         """The needed series from the engine's arrays (KPIs ``[firm, period]``, team fields
-        ``[firm, period, team]``)."""
+        ``[firm, period, team]``): a stage's series is the sum over its teams."""
         out = {}
         for s in self.series:
             if "@" in s:
                 col, stage = s.split("@")
-                cols = np.flatnonzero(self.network.stage == int(stage))
-                out[s] = teams[col][:, :, cols].sum(axis=2)
+                cols = self._stage_teams[int(stage)]
+                if cols.size == 1:  # what the sum over one team gives (0.0 + x: −0.0 becomes 0.0), faster
+                    out[s] = teams[col][:, :, cols[0]] + 0.0
+                else:
+                    out[s] = teams[col][:, :, cols].sum(axis=2)
             else:
                 out[s] = kpis[_ENGINE_NAME.get(s, s)]
         return out
@@ -615,16 +625,22 @@ class Runner:
         table = _check_params(pd.DataFrame(table).reset_index(drop=True))
         c, r = len(table), int(replicates)
         firsts = np.broadcast_to(np.asarray(first, dtype=np.int64), (c,))
-        check_memory(self.cfg.replace(n_orgs=c * r), self.moments.needs_teams)
+        # the batch's size checked as simulate(cfg.replace(n_orgs=c * r)) would, without a config
+        n_orgs = config_parameters()["n_orgs"].validate("n_orgs", c * r)
+        check_memory(self.cfg, self.moments.needs_teams, n_orgs=n_orgs)
         packed = pack_params(self.cfg, table)
         rows = np.repeat(np.arange(c, dtype=np.int64), r)
-        keys = np.concatenate([self.keys(f, r) for f in firsts])
+        if np.all(firsts == firsts[0]):
+            keys = np.tile(self.keys(firsts[0], r), c)
+        else:
+            keys = np.concatenate([self.keys(f, r) for f in firsts])
         teams = self.moments.needs_teams
         engine_numba.warm_up(packed, keys, rows, teams=teams, notice=True)
         k_arr, t_arr = engine_numba.run(packed, keys, rows, teams=teams)
         kpis = {name: k_arr[j] for j, name in enumerate(engine_numba.KPI_FIELDS)}
         team = {name: t_arr[j] for j, name in enumerate(engine_numba.TEAM_FIELDS)} if teams else None
-        _check_finite(kpis, team)
+        if not all_finite(k_arr, t_arr):
+            _check_finite(kpis, team)  # names the first NaN or infinity (field, firm, period)
         self.firms_simulated += c * r
         self.calls += 1
         t = self.cfg.periods
@@ -643,6 +659,16 @@ class Runner:
         )
         series = self.moments.simulated_series(flat_k, flat_t)
         return self.moments.per_firm(series).reshape(c, r, len(self.moments))
+
+
+def all_finite(*arrays: np.ndarray | None) -> bool:
+    """Whether every value of the arrays is finite, in one pass over each without a temporary.
+
+    A sum is NaN or infinite when any term is (NaN, or infinities of both signs, give NaN), so a
+    finite sum proves every term finite; a sum of finite terms can still overflow, so False means
+    "check value by value" (``orgsim.simulation._check_finite``), not that a value is bad."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return all(a is None or a.size == 0 or math.isfinite(np.add.reduce(a, axis=None)) for a in arrays)
 
 
 def table_of(points: np.ndarray, names: Sequence[str]) -> pd.DataFrame:
