@@ -34,6 +34,7 @@ bit-identical results.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pandas as pd
@@ -257,6 +258,37 @@ def _check_staged(cfg: Config, key: str, column: pd.Series, values: np.ndarray) 
     raise AssertionError(f"{key}: a value failed as a column but passed alone")  # pragma: no cover
 
 
+def _group_key(value):
+    """A hashable stand-in for a table entry that tells apart what a config tells apart: its
+    type (``1``, ``1.0`` and ``True`` are equal in Python, not to the validation), the sign of a
+    zero, and the entries of a list (a per-stage value); an entry that cannot be hashed is a
+    group of its own."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return (type(value), tuple(_group_key(v) for v in value))
+    try:
+        hash(value)
+    except TypeError:
+        return ("unhashable", id(value))
+    if isinstance(value, (float, np.floating)):
+        return (type(value), value, math.copysign(1.0, value))
+    return (type(value), value)
+
+
+def _groups(entries: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Rows ``[row, column]`` grouped by their values: each row's group (numbered in the order
+    of first appearance) and the first row of each group."""
+    codes = np.empty(len(entries), dtype=np.int64)
+    index: dict[tuple, int] = {}
+    firsts: list[int] = []
+    for i, row in enumerate(entries):
+        key = tuple(_group_key(v) for v in row)
+        code = index.setdefault(key, len(firsts))
+        if code == len(firsts):
+            firsts.append(i)
+        codes[i] = code
+    return codes, firsts
+
+
 #: the base configs' packed arrays (one row), by the config's identity: a calibration packs one
 #: base config many times. Entries hold their config, so an identity is not reused while cached.
 _BASE_PACKED: dict[int, tuple[Config, dict]] = {}
@@ -296,12 +328,12 @@ def pack_params(cfg: Config, table: pd.DataFrame) -> dict:
         elif key in direct:
             _check_column(base, key, table[key])
     if rest:  # one config per distinct combination of the other columns' values
-        combos = table[rest].astype(object).apply(tuple, axis=1)
-        codes, uniques = pd.factorize(combos, sort=False)
+        entries = table[rest].to_numpy(dtype=object)
+        codes, firsts = _groups(entries)
         base_data = base.to_dict()
         configs = []
-        for combo in uniques:
-            changes = {k: _as_given(v) for k, v in zip(rest, combo)}
+        for i in firsts:  # each combination as its first row holds it (a list stays a list)
+            changes = {k: _as_given(v) for k, v in zip(rest, entries[i])}
             configs.append(config_from_dict(with_changes(base_data, changes)))
         packed = engine_numba.pack(configs)  # checks that the combinations share their shapes
         packed["P"] = packed["P"][codes]
