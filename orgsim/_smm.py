@@ -228,15 +228,30 @@ def parse_moments(specs) -> tuple[Moment, ...]:
     return out
 
 
-def _acf(x: np.ndarray, lag: int) -> np.ndarray:
+def _varies(x: np.ndarray) -> np.ndarray:
+    """Whether each row holds two different values: ``np.ptp(x, axis=1) > 0`` on finite rows,
+    in one comparison instead of a maximum and a minimum (the moments use it only where a row's
+    sum of squared deviations is positive, which a NaN or an infinity would make NaN)."""
+    return (x != x[:, :1]).any(axis=1)
+
+
+def _centred(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's mean ``[rows, 1]``, deviations from it and sum of squared deviations, as
+    ``x.mean``, ``x.std`` and :func:`_acf` compute them (the same operations, in the same order)."""
+    mean = x.mean(axis=1, keepdims=True)
+    d = x - mean
+    return mean, d, (d * d).sum(axis=1)
+
+
+def _acf(x: np.ndarray, lag: int, centred: tuple | None = None) -> np.ndarray:
     """Autocorrelation at ``lag`` of each row (statsmodels' ``acf`` definition: the lagged
-    products over the whole series' sum of squares); 0 for a constant row."""
-    d = x - x.mean(axis=1, keepdims=True)
-    den = (d * d).sum(axis=1)
+    products over the whole series' sum of squares); 0 for a constant row. ``centred`` is
+    ``_centred(x)`` when the caller has it."""
+    _, d, den = _centred(x) if centred is None else centred
     if lag >= x.shape[1]:
         return np.zeros(x.shape[0])
     num = (d[:, :-lag] * d[:, lag:]).sum(axis=1)
-    ok = (den > 0) & (np.ptp(x, axis=1) > 0)
+    ok = (den > 0) & _varies(x)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(ok, num / np.where(ok, den, 1.0), 0.0)
 
@@ -256,7 +271,7 @@ def _ccf(x: np.ndarray, y: np.ndarray, lag: int) -> np.ndarray:
         num = (dx[:, : t - lag] * dy[:, lag:]).sum(axis=1) / t
     else:
         num = (dx[:, -lag:] * dy[:, : t + lag]).sum(axis=1) / t
-    ok = (sx > 0) & (sy > 0) & (np.ptp(x, axis=1) > 0) & (np.ptp(y, axis=1) > 0)
+    ok = (sx > 0) & (sy > 0) & _varies(x) & _varies(y)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(ok, num / np.where(ok, sx * sy, 1.0), 0.0)
 
@@ -299,17 +314,29 @@ class MomentSet:
         return len(self.moments)
 
     def per_firm(self, series: Mapping[str, np.ndarray]) -> np.ndarray:
-        """``[firms, moments]`` from each needed series as ``[firms, periods]``."""
+        """``[firms, moments]`` from each needed series as ``[firms, periods]``. A series'
+        mean and deviations are computed once for its mean, standard deviation and
+        autocorrelations (the same numbers as ``mean``, ``std(ddof=1)`` and :func:`_acf` alone)."""
         cut = {k: np.asarray(v, dtype=np.float64)[:, self.skip :] for k, v in series.items()}
-        n = next(iter(cut.values())).shape[0]
+        n, periods = next(iter(cut.values())).shape
         out = np.empty((n, len(self.moments)))
+        centred: dict[str, tuple] = {}
+
+        def centre(name: str) -> tuple:
+            if name not in centred:
+                centred[name] = _centred(cut[name])
+            return centred[name]
+
         for j, m in enumerate(self.moments):
             if m.stat == "mean":
-                out[:, j] = cut[m.series].mean(axis=1)
+                out[:, j] = centre(m.series)[0][:, 0] if m.series in centred else cut[m.series].mean(axis=1)
             elif m.stat == "std":
-                out[:, j] = cut[m.series].std(axis=1, ddof=1)
+                if periods > 1:  # numpy's std: √(Σ d² / (T − 1)), over the deviations from the mean
+                    out[:, j] = np.sqrt(centre(m.series)[2] / (periods - 1))
+                else:  # its warning and NaN for no degree of freedom
+                    out[:, j] = cut[m.series].std(axis=1, ddof=1)
             elif m.stat == "acf":
-                out[:, j] = _acf(cut[m.series], m.lag)
+                out[:, j] = _acf(cut[m.series], m.lag, centre(m.series))
             elif m.stat == "ccf":
                 out[:, j] = _ccf(cut[m.series], cut[m.other], m.lag)
             elif m.stat == "bullwhip":  # a constant demand gives inf or nan, reported by the caller

@@ -214,31 +214,83 @@ def test_the_base_arrays_are_not_changed_by_a_batch():
 # --------------------------------------------------------------------------------------------
 # a batch's moments against one simulate call per candidate
 # --------------------------------------------------------------------------------------------
+def _series(ms: _smm.MomentSet, name: str, kpis: dict, teams: dict) -> np.ndarray:
+    """A stage's series is the sum over its teams (fancy indexing), a KPI series its column."""
+    if "@" in name:
+        col, stage = name.split("@")
+        return teams[col][:, :, np.flatnonzero(ms.network.stage == int(stage))].sum(axis=2)
+    return kpis[name]
+
+
 def reference_moments(ms: _smm.MomentSet, kpis: dict, teams: dict) -> np.ndarray:
-    """``[firm, moment]`` from one simulate call's arrays, by the definitions of
-    orgsim._smm.STATS written out plainly: a stage's series is the sum over its teams (fancy
-    indexing); mean, std (ddof 1) and the autocorrelation of statsmodels' ``acf`` (lagged
-    products over the whole series' sum of squares, 0 for a constant series)."""
+    """``[firm, moment]`` by the definitions of orgsim._smm.STATS written out plainly, each
+    moment on its own: mean, std (ddof 1), the autocorrelation of statsmodels' ``acf`` (lagged
+    products over the whole series' sum of squares) and the cross-correlation of its
+    ``ccf(adjusted=False)`` (1/T, whole-series means and SDs), 0 for a constant series."""
     out = []
     for m in ms.moments:
-        if "@" in m.series:
-            col, stage = m.series.split("@")
-            x = teams[col][:, :, np.flatnonzero(ms.network.stage == int(stage))].sum(axis=2)
-        else:
-            x = kpis[m.series]
-        x = x[:, ms.skip :]
+        x = _series(ms, m.series, kpis, teams)[:, ms.skip :]
         if m.stat == "mean":
             out.append(x.mean(axis=1))
         elif m.stat == "std":
             out.append(x.std(axis=1, ddof=1))
-        else:
-            assert m.stat == "acf", m.stat
+        elif m.stat == "acf":
             d = x - x.mean(axis=1, keepdims=True)
             den = (d * d).sum(axis=1)
+            if m.lag >= x.shape[1]:
+                out.append(np.zeros(x.shape[0]))
+                continue
             num = (d[:, : -m.lag] * d[:, m.lag :]).sum(axis=1)
             ok = (den > 0) & (np.ptp(x, axis=1) > 0)
-            out.append(np.where(ok, num / np.where(ok, den, 1.0), 0.0))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out.append(np.where(ok, num / np.where(ok, den, 1.0), 0.0))
+        else:
+            assert m.stat == "ccf", m.stat
+            y = _series(ms, m.other, kpis, teams)[:, ms.skip :]
+            t, lag = x.shape[1], m.lag
+            dx, dy = x - x.mean(axis=1, keepdims=True), y - y.mean(axis=1, keepdims=True)
+            sx, sy = np.sqrt((dx * dx).mean(axis=1)), np.sqrt((dy * dy).mean(axis=1))
+            if abs(lag) >= t:
+                out.append(np.zeros(x.shape[0]))
+                continue
+            if lag >= 0:
+                num = (dx[:, : t - lag] * dy[:, lag:]).sum(axis=1) / t
+            else:
+                num = (dx[:, -lag:] * dy[:, : t + lag]).sum(axis=1) / t
+            ok = (sx > 0) & (sy > 0) & (np.ptp(x, axis=1) > 0) & (np.ptp(y, axis=1) > 0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out.append(np.where(ok, num / np.where(ok, sx * sy, 1.0), 0.0))
     return np.column_stack(out)
+
+
+@pytest.mark.filterwarnings("ignore:Degrees of freedom <= 0:RuntimeWarning")
+@given(
+    st.integers(2, 12).flatmap(
+        lambda t: st.tuples(
+            arrays(np.float64, (3, t, 4), elements=st.sampled_from([0.0, -0.0, 1.0, 4.0, 12.5, 1e12])),
+            arrays(np.float64, (3, t), elements=st.floats(-1e9, 1e9)),
+            st.integers(0, t - 1),
+        )
+    )
+)
+def test_the_shared_moment_statistics_give_each_moments_own_numbers(case):
+    """MomentSet.per_firm computes a series' mean and deviations once for its mean, std and
+    autocorrelations: bit for bit the numbers of each moment computed on its own, including
+    constant series (few distinct values) and one remaining period."""
+    order, cash, skip = case
+    ms = _smm.MomentSet(
+        _smm.parse_moments(
+            ["std:order@0", "acf:order@0:1", "mean:order@0", "acf:order@1:3", "mean:order@1", "std:cash",
+             "acf:cash:2", "ccf:order@2:cash:1", "ccf:cash:order@3:-2", "mean:cash"]
+        ),
+        orgsim.network.build_network(base("beer_game")),
+        skip=skip,
+    )  # fmt: skip
+    kpis, teams = {"cash": cash}, {"order": order}
+    with np.errstate(invalid="ignore", divide="ignore"):  # std of one period: NaN, on both sides
+        got = ms.per_firm(ms.simulated_series(kpis, teams))
+        expected = reference_moments(ms, kpis, teams)
+    np.testing.assert_array_equal(got.view(np.int64), expected.view(np.int64))
 
 
 @pytest.mark.parametrize(
