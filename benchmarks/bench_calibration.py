@@ -15,13 +15,19 @@ in one process after the kernels are compiled or loaded from Numba's cache:
 - ``batch``: one candidate batch as the calibration runs it (``orgsim._smm.Runner.per_firm``:
   the params table of C candidates × R replicates validated and packed at once, one kernel call
   on common random numbers, the moments of every simulated firm), for several C × R.
+- ``kernel_only``: for the same batches, the batch kernel alone (``orgsim.engine_numba.run`` on
+  arrays packed beforehand, team records kept as the moments need them), and ``pack_params``
+  alone: what is left of a batch's time (its moments, the checks) is the difference;
 - ``calibrate``: a whole ``orgsim.calibrate`` (identity weighting, one TPE search of ``n_trials``
   in batches of 32 with R = 32, polish, Jacobian and standard errors), timed end to end: its
   simulations per second include Optuna's ask/tell and every other step.
 
-Simulations per second = simulated firms (candidates × replicates) / wall time. The load average
-is recorded: other processes on a shared machine slow every figure down alike, so the ratio of
-batch to one-per-call is the figure to read. Writes ``benchmarks/results/calibration.json``.
+Simulations per second = simulated firms (candidates × replicates) / wall time; simulations per
+CPU-second divide by the process's CPU time instead (all threads), which other processes on a
+shared machine change much less than the wall time. The load average is recorded before and
+after, and with each batch shape: on a loaded machine every wall figure is slower alike, so the
+ratio of batch to one-per-call is the figure to compare across runs. Writes
+``benchmarks/results/calibration.json``.
 """
 
 from __future__ import annotations
@@ -54,8 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
 
+    import numba
+
     import orgsim
-    from orgsim import _smm
+    from orgsim import _smm, engine_numba
+    from orgsim._params import pack_params
     from orgsim.calibration import calibrate, calibration_settings
     from orgsim.simulation import package_versions
 
@@ -89,16 +98,29 @@ def main(argv: list[str] | None = None) -> int:
     shapes = [(32, 32), (128, 32)] if args.quick else [(32, 32), (128, 32), (512, 32), (2000, 1)]
     batches = []
     for c, r in shapes:
-        rates, cpu_rates = [], []
+        rates, cpu_rates, kernel, kernel_cpu, pack_s = [], [], [], [], []
         for _ in range(repeats):
             table = _smm.table_of(_candidates(bounds, c, rng), names)
             t0, c0 = time.perf_counter(), time.process_time()
             runner.per_firm(table, r)
             rates.append(c * r / (time.perf_counter() - t0))
             cpu_rates.append(c * r / (time.process_time() - c0))
+            # the same batch's parts alone: packing, and the kernel on the packed arrays
+            t0 = time.perf_counter()
+            packed = pack_params(runner.cfg, table)
+            pack_s.append(time.perf_counter() - t0)
+            rows, keys = np.repeat(np.arange(c), r), np.tile(runner.keys(0, r), c)
+            t0, c0 = time.perf_counter(), time.process_time()
+            engine_numba.run(packed, keys, rows, teams=ms.needs_teams)
+            kernel.append(c * r / (time.perf_counter() - t0))
+            kernel_cpu.append(c * r / (time.process_time() - c0))
         batches.append({"candidates": c, "replicates": r, "firms_per_call": c * r,
                         "sims_per_s_median": statistics.median(rates), "sims_per_s": rates,
-                        "sims_per_cpu_s_median": statistics.median(cpu_rates)})  # fmt: skip
+                        "sims_per_cpu_s_median": statistics.median(cpu_rates),
+                        "kernel_only_sims_per_s_median": statistics.median(kernel), "kernel_only_sims_per_s": kernel,
+                        "kernel_only_sims_per_cpu_s_median": statistics.median(kernel_cpu),
+                        "pack_params_ms_median": 1e3 * statistics.median(pack_s),
+                        "load_average": os.getloadavg()})  # fmt: skip
 
     # a whole calibration
     data = orgsim.simulate(cfg.replace(n_orgs=4), engine="numba", seed=99, teams=True, progress=False).teams
@@ -130,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         "speedup_batch_over_one_per_call": {
             f"{b['candidates']}x{b['replicates']}": b["sims_per_s_median"] / one for b in batches
         },
+        "target_sims_per_s": 5e4,
+        "numba_threads": numba.get_num_threads(),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "cpus": os.cpu_count(),
@@ -151,7 +175,18 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|")
     for label, per, rate, rate_cpu in rows:
         print(f"| {label} | {per:,.0f} | {rate:,.0f} | {rate / one:,.0f} | {rate_cpu:,.0f} |")
-    print(f"\nload average before/after: {load_before} / {os.getloadavg()}; wrote {args.out}")
+    print(
+        "\n| batch | kernel alone, simulations/s (wall) | kernel alone, per CPU-s | pack_params (ms) | load average |"
+    )
+    print("|---|---|---|---|---|")
+    for b in batches:
+        load = ", ".join(f"{x:.1f}" for x in b["load_average"])
+        print(f"| {b['candidates']} × {b['replicates']} | {b['kernel_only_sims_per_s_median']:,.0f} | "
+              f"{b['kernel_only_sims_per_cpu_s_median']:,.0f} | {b['pack_params_ms_median']:.1f} | {load} |")  # fmt: skip
+    print(
+        f"\nload average before/after: {load_before} / {os.getloadavg()} on {os.cpu_count()} CPUs, "
+        f"{numba.get_num_threads()} Numba threads; wrote {args.out}"
+    )
     return 0
 
 

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .config import Config, ConfigError
+from .config import parameters as config_parameters
 from .network import Network, build_network
 from .schema import KPI_COLUMNS, KPI_EXTRA, STRUCTURAL, TEAM_COLUMNS
 
@@ -227,15 +228,30 @@ def parse_moments(specs) -> tuple[Moment, ...]:
     return out
 
 
-def _acf(x: np.ndarray, lag: int) -> np.ndarray:
+def _varies(x: np.ndarray) -> np.ndarray:
+    """Whether each row holds two different values: ``np.ptp(x, axis=1) > 0`` on finite rows,
+    in one comparison instead of a maximum and a minimum (the moments use it only where a row's
+    sum of squared deviations is positive, which a NaN or an infinity would make NaN)."""
+    return (x != x[:, :1]).any(axis=1)
+
+
+def _centred(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's mean ``[rows, 1]``, deviations from it and sum of squared deviations, as
+    ``x.mean``, ``x.std`` and :func:`_acf` compute them (the same operations, in the same order)."""
+    mean = x.mean(axis=1, keepdims=True)
+    d = x - mean
+    return mean, d, (d * d).sum(axis=1)
+
+
+def _acf(x: np.ndarray, lag: int, centred: tuple | None = None) -> np.ndarray:
     """Autocorrelation at ``lag`` of each row (statsmodels' ``acf`` definition: the lagged
-    products over the whole series' sum of squares); 0 for a constant row."""
-    d = x - x.mean(axis=1, keepdims=True)
-    den = (d * d).sum(axis=1)
+    products over the whole series' sum of squares); 0 for a constant row. ``centred`` is
+    ``_centred(x)`` when the caller has it."""
+    _, d, den = _centred(x) if centred is None else centred
     if lag >= x.shape[1]:
         return np.zeros(x.shape[0])
     num = (d[:, :-lag] * d[:, lag:]).sum(axis=1)
-    ok = (den > 0) & (np.ptp(x, axis=1) > 0)
+    ok = (den > 0) & _varies(x)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(ok, num / np.where(ok, den, 1.0), 0.0)
 
@@ -255,7 +271,7 @@ def _ccf(x: np.ndarray, y: np.ndarray, lag: int) -> np.ndarray:
         num = (dx[:, : t - lag] * dy[:, lag:]).sum(axis=1) / t
     else:
         num = (dx[:, -lag:] * dy[:, : t + lag]).sum(axis=1) / t
-    ok = (sx > 0) & (sy > 0) & (np.ptp(x, axis=1) > 0) & (np.ptp(y, axis=1) > 0)
+    ok = (sx > 0) & (sy > 0) & _varies(x) & _varies(y)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(ok, num / np.where(ok, sx * sy, 1.0), 0.0)
 
@@ -287,22 +303,40 @@ class MomentSet:
                     f"moment {bad!r}: stage {int(s.split('@')[1])}, the network has stages 0 to {stages - 1}"
                 )
         self.needs_teams = any("@" in s for s in self.series)
+        #: the teams of each stage a series names (teams are numbered stage by stage)
+        self._stage_teams = {
+            int(s.split("@")[1]): np.flatnonzero(network.stage == int(s.split("@")[1]))
+            for s in self.series
+            if "@" in s
+        }
 
     def __len__(self) -> int:
         return len(self.moments)
 
     def per_firm(self, series: Mapping[str, np.ndarray]) -> np.ndarray:
-        """``[firms, moments]`` from each needed series as ``[firms, periods]``."""
+        """``[firms, moments]`` from each needed series as ``[firms, periods]``. A series'
+        mean and deviations are computed once for its mean, standard deviation and
+        autocorrelations (the same numbers as ``mean``, ``std(ddof=1)`` and :func:`_acf` alone)."""
         cut = {k: np.asarray(v, dtype=np.float64)[:, self.skip :] for k, v in series.items()}
-        n = next(iter(cut.values())).shape[0]
+        n, periods = next(iter(cut.values())).shape
         out = np.empty((n, len(self.moments)))
+        centred: dict[str, tuple] = {}
+
+        def centre(name: str) -> tuple:
+            if name not in centred:
+                centred[name] = _centred(cut[name])
+            return centred[name]
+
         for j, m in enumerate(self.moments):
             if m.stat == "mean":
-                out[:, j] = cut[m.series].mean(axis=1)
+                out[:, j] = centre(m.series)[0][:, 0] if m.series in centred else cut[m.series].mean(axis=1)
             elif m.stat == "std":
-                out[:, j] = cut[m.series].std(axis=1, ddof=1)
+                if periods > 1:  # numpy's std: √(Σ d² / (T − 1)), over the deviations from the mean
+                    out[:, j] = np.sqrt(centre(m.series)[2] / (periods - 1))
+                else:  # its warning and NaN for no degree of freedom
+                    out[:, j] = cut[m.series].std(axis=1, ddof=1)
             elif m.stat == "acf":
-                out[:, j] = _acf(cut[m.series], m.lag)
+                out[:, j] = _acf(cut[m.series], m.lag, centre(m.series))
             elif m.stat == "ccf":
                 out[:, j] = _ccf(cut[m.series], cut[m.other], m.lag)
             elif m.stat == "bullwhip":  # a constant demand gives inf or nan, reported by the caller
@@ -319,13 +353,16 @@ class MomentSet:
         self, kpis: Mapping[str, np.ndarray], teams: Mapping[str, np.ndarray] | None
     ) -> dict:
         """The needed series from the engine's arrays (KPIs ``[firm, period]``, team fields
-        ``[firm, period, team]``)."""
+        ``[firm, period, team]``): a stage's series is the sum over its teams."""
         out = {}
         for s in self.series:
             if "@" in s:
                 col, stage = s.split("@")
-                cols = np.flatnonzero(self.network.stage == int(stage))
-                out[s] = teams[col][:, :, cols].sum(axis=2)
+                cols = self._stage_teams[int(stage)]
+                if cols.size == 1:  # what the sum over one team gives (0.0 + x: −0.0 becomes 0.0), faster
+                    out[s] = teams[col][:, :, cols[0]] + 0.0
+                else:
+                    out[s] = teams[col][:, :, cols].sum(axis=2)
             else:
                 out[s] = kpis[_ENGINE_NAME.get(s, s)]
         return out
@@ -615,16 +652,22 @@ class Runner:
         table = _check_params(pd.DataFrame(table).reset_index(drop=True))
         c, r = len(table), int(replicates)
         firsts = np.broadcast_to(np.asarray(first, dtype=np.int64), (c,))
-        check_memory(self.cfg.replace(n_orgs=c * r), self.moments.needs_teams)
+        # the batch's size checked as simulate(cfg.replace(n_orgs=c * r)) would, without a config
+        n_orgs = config_parameters()["n_orgs"].validate("n_orgs", c * r)
+        check_memory(self.cfg, self.moments.needs_teams, n_orgs=n_orgs)
         packed = pack_params(self.cfg, table)
         rows = np.repeat(np.arange(c, dtype=np.int64), r)
-        keys = np.concatenate([self.keys(f, r) for f in firsts])
+        if np.all(firsts == firsts[0]):
+            keys = np.tile(self.keys(firsts[0], r), c)
+        else:
+            keys = np.concatenate([self.keys(f, r) for f in firsts])
         teams = self.moments.needs_teams
         engine_numba.warm_up(packed, keys, rows, teams=teams, notice=True)
         k_arr, t_arr = engine_numba.run(packed, keys, rows, teams=teams)
         kpis = {name: k_arr[j] for j, name in enumerate(engine_numba.KPI_FIELDS)}
         team = {name: t_arr[j] for j, name in enumerate(engine_numba.TEAM_FIELDS)} if teams else None
-        _check_finite(kpis, team)
+        if not all_finite(k_arr, t_arr):
+            _check_finite(kpis, team)  # names the first NaN or infinity (field, firm, period)
         self.firms_simulated += c * r
         self.calls += 1
         t = self.cfg.periods
@@ -643,6 +686,16 @@ class Runner:
         )
         series = self.moments.simulated_series(flat_k, flat_t)
         return self.moments.per_firm(series).reshape(c, r, len(self.moments))
+
+
+def all_finite(*arrays: np.ndarray | None) -> bool:
+    """Whether every value of the arrays is finite, in one pass over each without a temporary.
+
+    A sum is NaN or infinite when any term is (NaN, or infinities of both signs, give NaN), so a
+    finite sum proves every term finite; a sum of finite terms can still overflow, so False means
+    "check value by value" (``orgsim.simulation._check_finite``), not that a value is bad."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return all(a is None or a.size == 0 or math.isfinite(np.add.reduce(a, axis=None)) for a in arrays)
 
 
 def table_of(points: np.ndarray, names: Sequence[str]) -> pd.DataFrame:

@@ -206,19 +206,22 @@ STRUCTURAL = (
 )
 
 
-def check_memory(cfg, teams: bool) -> None:
+def check_memory(cfg, teams: bool, n_orgs: int | None = None) -> None:
     """Raise ConfigError if the engines' result arrays alone (8 bytes per KPI per firm and
     period, and per team field per team with ``teams``) exceed this machine's memory: such a run
-    cannot finish, so it is refused before it starts (and before the CLI writes anything)."""
+    cannot finish, so it is refused before it starts (and before the CLI writes anything).
+    ``n_orgs`` (already validated) stands for ``cfg.n_orgs`` when given: a calibration batch
+    checks its size without building a config for it."""
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
         return
     per_period = len(ENGINE_KPIS) + (len(ENGINE_TEAM_FIELDS) * cfg.network.n_teams if teams else 0)
-    need = 8 * per_period * cfg.n_orgs * cfg.periods
+    n_orgs = cfg.n_orgs if n_orgs is None else n_orgs
+    need = 8 * per_period * n_orgs * cfg.periods
     if need > total:
         what = "KPI and team arrays" if teams else "KPI arrays"
         raise ConfigError(
-            f"n_orgs × periods == {cfg.n_orgs} × {cfg.periods}, must fit in memory: its {what} need "
+            f"n_orgs × periods == {n_orgs} × {cfg.periods}, must fit in memory: its {what} need "
             f"{need / 2**30:,.0f} GiB, this machine has {total / 2**30:,.0f} GiB"
         )
