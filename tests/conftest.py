@@ -47,3 +47,22 @@ def small_result(small_cfg) -> orgsim.SimulationResult:
 def beer_cfg() -> orgsim.Config:
     """The beer game with its default (Sterman 1989 mean) decision parameters."""
     return orgsim.compose(["scenario=beer_game"])
+
+
+@pytest.fixture
+def quick_figures(monkeypatch):
+    """Draw a command-line run's figures with ``helpers.quick_fan_chart`` (a 2 × 2 pixel PNG)
+    instead of the fan chart.
+
+    Drawing the fan chart (matplotlib's tight layout of a dozen panels) takes a second or more
+    per run, most of a tiny sweep's time. Tests whose subject is not the figure (resuming,
+    refusing, verifying runs) use this fixture; the stand-in still checks that it is given a
+    non-empty KPI table holding every KPI asked for, and writes a real PNG under the same name,
+    so the files a run lists and verifies are the same. The real figures are tested by
+    ``test_sweep.py::test_single_run_writes_every_file``, ``test_results.py`` and ``test_plots.py``.
+    """
+    from helpers import quick_fan_chart
+
+    import orgsim.plots
+
+    monkeypatch.setattr(orgsim.plots, "fan_chart", quick_fan_chart)

@@ -12,6 +12,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import orgsim
+import orgsim.plots
 from orgsim.config import config_dir, config_from_dict
 
 
@@ -30,6 +31,17 @@ def run_teams(overrides, engine: str) -> orgsim.SimulationResult:
 @functools.cache
 def _run_teams(overrides: tuple[str, ...], engine: str) -> orgsim.SimulationResult:
     return orgsim.simulate(orgsim.compose(list(overrides)), engine=engine, teams=True)
+
+
+def quick_fan_chart(kpis, path, kpis_to_plot=None, by="strategy", *, title=None, time_unit="week") -> None:
+    """A stand-in for ``orgsim.plots.fan_chart`` (the ``quick_figures`` fixture): checks that it
+    is given a non-empty KPI table with every KPI asked for, and writes a 2 × 2 pixel PNG."""
+    import matplotlib.image
+
+    wanted = list(orgsim.plots.KEY_KPIS if kpis_to_plot is None else kpis_to_plot)
+    missing = [k for k in wanted if k not in kpis.columns]
+    assert len(kpis) and wanted and not missing, f"fan_chart given no rows or lacks {missing}"
+    matplotlib.image.imsave(path, np.zeros((2, 2)), format="png")
 
 
 def team_array(res: orgsim.SimulationResult, column: str) -> np.ndarray:

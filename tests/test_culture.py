@@ -826,8 +826,11 @@ def test_knowledge_reaches_operations_only_through_the_documented_mapping():
 # mechanism: too-fast socialisation lowers the code's knowledge (March 1991)
 # --------------------------------------------------------------------------------------------
 def _final_code_knowledge(overrides: list[str]) -> np.ndarray:
+    """The code's knowledge in the last period, per firm. On the Numba engine: it gives the Mesa
+    engine's numbers on these scenarios (``test_engine_numba.py::test_engines_agree`` runs
+    march1991 and multinational in every strategy and environment), in a fraction of the time."""
     cfg = orgsim.compose(overrides)
-    kpis = orgsim.simulate(cfg, teams=False).kpis
+    kpis = orgsim.simulate(cfg, engine="numba", teams=False).kpis
     return kpis.loc[kpis.period == cfg.periods, "code_knowledge"].to_numpy()
 
 

@@ -103,6 +103,13 @@ def test_thread_count_invariance(noisy_cfg):
     _assert_same(one, many, rtol=0, atol=0)
 
 
+#: a chunked run passes the kernel strided views of its outputs, another specialisation that the
+#: first such call compiles (about 14 s cold): the chunked tests share one xdist worker, so it is
+#: compiled once per run of the suite, not on both workers
+chunked_kernel = pytest.mark.xdist_group("chunked_kernel")
+
+
+@chunked_kernel
 @pytest.mark.parametrize("chunk", [1, 2, 4])
 def test_chunking_invariance(noisy_cfg, chunk):
     whole = orgsim.simulate(noisy_cfg, engine="numba", teams=True)
@@ -220,6 +227,7 @@ def test_engines_agree_on_random_configs(cfg):
     _assert_same(orgsim.simulate(cfg, engine="mesa"), orgsim.simulate(cfg, engine="numba", teams=True))
 
 
+@chunked_kernel
 def test_progress_bar_counts_every_firm_and_changes_nothing(noisy_cfg, capsys):
     """``progress=True`` shows a bar over the firms (the run goes in chunks so the bar moves)
     and gives the same numbers as a run without it; a small run shows no bar by default."""

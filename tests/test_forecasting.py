@@ -433,7 +433,7 @@ def test_arima_intervals_cover_a_gaussian_ar1():
     x = x[:, 50:] + 10.0
     wide = pd.DataFrame(x[:, :t].T, index=pd.RangeIndex(1, t + 1, name="period"))
     tol = 4 * np.sqrt(0.9 * 0.1 / n_series)
-    frame = fc.ARIMA(order=(1, 0, 0), n_jobs=2).fit(wide).get_forecast(h).summary_frame(0.1)
+    frame = fc.ARIMA(order=(1, 0, 0), n_jobs=1).fit(wide).get_forecast(h).summary_frame(0.1)
     lo = frame.mean_ci_lower.to_numpy().reshape(n_series, h)
     hi = frame.mean_ci_upper.to_numpy().reshape(n_series, h)
     for step in (0, h - 1):

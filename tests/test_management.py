@@ -319,6 +319,10 @@ def test_a_projects_gain_erodes_between_projects_unless_processes_are_mature(ove
     assert (1 - erosion) ** (every - 1) < 0.6 < 0.95 < (1 - erosion * 0.05) ** (every - 1)
 
 
+# Engines: the population runs below that read only KPIs and team records use the Numba engine,
+# which gives the Mesa engine's numbers (test_engine_numba.py::test_engines_agree: every strategy
+# and environment of the multinational firm) in a fraction of the time; runs that read a team's
+# internal state (bias, history) step Mesa firms.
 def test_gains_accumulate_only_with_maturity():
     """strategy=bpo, 4 firms × 104 periods (8 projects). Without maturity the firm's total gain
     can never exceed size / (1 − (1 − erosion)^every) ≈ 0.21 (one project per cadence against
@@ -344,7 +348,8 @@ def test_persistent_gains_lower_operating_cost():
     base = ["strategy=bpo", "environment=stable", "n_orgs=10", "periods=156", "management.execution_noise=0"]
     costs, programme = {}, {}
     for m in (0.0, 0.95):
-        k = orgsim.simulate(orgsim.compose([*base, f"management.initial_maturity={m}"]), teams=False).kpis
+        cfg = orgsim.compose([*base, f"management.initial_maturity={m}"])
+        k = orgsim.simulate(cfg, engine="numba", teams=False).kpis  # see 'Engines' above
         costs[m] = (k.operating_cost - k.programme_cost).groupby(k.org).sum().to_numpy()
         programme[m] = k.programme_cost.groupby(k.org).sum().to_numpy()
     np.testing.assert_array_equal(programme[0.0], programme[0.95])
@@ -362,7 +367,7 @@ def _bullwhip(information: str, n: int = 16, periods: int = 156, warmup: int = 2
     cfg = orgsim.compose(
         ["environment=stable", f"information={information}", f"n_orgs={n}", f"periods={periods}"]
     )
-    res = orgsim.simulate(cfg)
+    res = orgsim.simulate(cfg, engine="numba", teams=True)  # see 'Engines' above
     teams, kpis = res.teams, res.kpis
     src = teams[(teams.role == "sourcing") & (teams.period > warmup)].sort_values(["org", "period"])
     dem = kpis[kpis.period > warmup].sort_values(["org", "period"])

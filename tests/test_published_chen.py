@@ -17,8 +17,9 @@ Mapping to orgsim (conf/scenario/chen_bullwhip.yaml): α_S = β = 1, S' = 0 + co
 ``policy.cover = L − 1`` (so the order-up-to level is E + cover·E = L·E) and physically
 ``network.order_delay = 1``, ``network.lead_time = L − 1``; ``policy.ma_window = p``.
 
-Runs and tolerances: each case simulates 4 firms × 10,200 periods and drops a 200-period
-burn-in. Variances are taken about the known process mean μ = ``demand.level`` (the mean of D
+Runs and tolerances: each case simulates 4 firms × 10,200 periods on the Numba engine and drops
+a 200-period burn-in (the Mesa engine gives the same numbers on these configs:
+``test_the_mesa_engine_gives_the_same_numbers``, on short runs, as it would take minutes here). Variances are taken about the known process mean μ = ``demand.level`` (the mean of D
 and, in steady state, of every stage's orders q), using the KPI column ``demand`` for D and the
 team column ``order`` for q. The Monte Carlo standard error (SE) of the ratio comes from batch
 means: each firm's series is cut into 10 segments, giving 40 batch ratios, SE = their standard
@@ -42,12 +43,12 @@ def chen_ratio(lead: float, p: int, rho: float) -> float:
     return 1.0 + (2.0 * lead / p + 2.0 * lead**2 / p**2) * (1.0 - rho**p)
 
 
-def simulate(lead: int, p: int, rho: float, extra=()) -> orgsim.SimulationResult:
-    cfg = orgsim.compose(
+def chen_cfg(lead: int, p: int, rho: float, extra=(), firms=FIRMS, periods=PERIODS) -> orgsim.Config:
+    return orgsim.compose(
         [
             "scenario=chen_bullwhip",
-            f"n_orgs={FIRMS}",
-            f"periods={PERIODS}",
+            f"n_orgs={firms}",
+            f"periods={periods}",
             f"policy.cover={lead - 1}",
             f"network.lead_time={lead - 1}",
             f"policy.ma_window={p}",
@@ -55,7 +56,10 @@ def simulate(lead: int, p: int, rho: float, extra=()) -> orgsim.SimulationResult
             *extra,
         ]
     )
-    return orgsim.simulate(cfg)
+
+
+def simulate(lead: int, p: int, rho: float, extra=()) -> orgsim.SimulationResult:
+    return orgsim.simulate(chen_cfg(lead, p, rho, extra), engine="numba", teams=True)
 
 
 def variance_ratio(res: orgsim.SimulationResult, stage: int) -> tuple[float, float]:
@@ -87,11 +91,36 @@ def test_scenario_is_chens_setting():
     assert cfg.costs.unmet == "backlog" and not net.integer_units
 
 
+ONE_STAGE = [(4, 5, 0.5), (2, 10, 0.9), (3, 4, -0.5), (6, 2, 0.0)]
+
+
 @pytest.mark.parametrize(
-    ("lead", "p", "rho"),
-    [(4, 5, 0.5), (2, 10, 0.9), (3, 4, -0.5), (6, 2, 0.0)],
-    ids=lambda v: str(v),
+    ("lead", "p", "rho", "extra"),
+    [(*case, ()) for case in ONE_STAGE]
+    + [(4, 5, 0.5, (*CHEN3, "information=shared")), (4, 5, 0.5, (*CHEN3, "information=local"))],
+    ids=[*(f"{lead}-{p}-{rho}" for lead, p, rho in ONE_STAGE), "3-stages-shared", "3-stages-local"],
 )
+def test_the_mesa_engine_gives_the_same_numbers(lead, p, rho, extra):
+    """The reference (Mesa) engine and the Numba engine the checks below run agree on every KPI
+    and team record of each config (2 firms × 300 periods; tolerance of the engines' equivalence
+    tests, rtol = atol = 1e-9), so the published results hold for the model, not one engine."""
+    cfg = chen_cfg(lead, p, rho, extra, firms=2, periods=300)
+    mesa = orgsim.simulate(cfg, engine="mesa", teams=True)
+    fast = orgsim.simulate(cfg, engine="numba", teams=True)
+    for name, values in mesa.kpi_arrays.items():
+        np.testing.assert_allclose(
+            np.asarray(values, float),
+            np.asarray(fast.kpi_arrays[name], float),
+            rtol=1e-9,
+            atol=1e-9,
+            err_msg=name,
+        )
+    for name, values in mesa.team_arrays.items():
+        np.testing.assert_allclose(values, fast.team_arrays[name], rtol=1e-9, atol=1e-9, err_msg=name)
+    assert np.std(mesa.team_arrays["order"]) > 0, "orders must vary for the comparison to mean something"
+
+
+@pytest.mark.parametrize(("lead", "p", "rho"), ONE_STAGE, ids=lambda v: str(v))
 def test_one_stage(lead, p, rho):
     """Var(q)/Var(D) = 1 + (2L/p + 2L²/p²)(1 − ρ^p) within 4 SE."""
     estimate, se = variance_ratio(simulate(lead, p, rho), stage=0)

@@ -1,7 +1,10 @@
 """Command-line runs and sweeps: the files every run writes, resumable sweeps, output errors.
 
-Each test runs the real console entry point (``python -m orgsim.cli``) in a temporary
-directory with tiny populations.
+Each test runs the real console entry point (``orgsim.cli.main``, in this process unless the
+test needs processes of its own) in a temporary directory with tiny populations. Tests whose
+subject is not the figure draw a run's figures as a tiny PNG (the ``quick_figures`` fixture of
+conftest.py: drawing the fan chart is most of a tiny run's time); ``test_single_run_writes_every_file``
+and the subprocess tests draw the real ones.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import run_cli, run_main
+from helpers import quick_fan_chart, run_cli, run_main
 
 import orgsim
 from orgsim import cli
@@ -97,9 +100,10 @@ def test_sweep_runs_every_combination_and_is_queryable(tmp_path):
 
 
 @pytest.mark.slow
-def test_interrupted_sweep_resumes_without_recomputing(tmp_path):
+def test_interrupted_sweep_resumes_without_recomputing(tmp_path, quick_figures):
     """Kill a sweep part-way; every Parquet file left reads back; rerunning finishes the rest
-    and leaves the finished runs untouched."""
+    and leaves the finished runs untouched. (The killed sweep, a process of its own, draws real
+    figures, which keeps each run long enough to be killed part-way.)"""
     args = ["-m", "seed=range(0,6)", "n_orgs=2", "periods=150", "hydra.launcher.n_jobs=1"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "orgsim.cli", *args],
@@ -136,7 +140,7 @@ def test_interrupted_sweep_resumes_without_recomputing(tmp_path):
     assert len(df) == 6 * 2 * 150
 
 
-def test_changed_config_is_recomputed_not_skipped(tmp_path):
+def test_changed_config_is_recomputed_not_skipped(tmp_path, quick_figures):
     first = orgsim_cmd("-m", "seed=0", "n_orgs=1", "periods=8", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     (run,) = run_dirs(tmp_path / "multirun")
@@ -212,7 +216,7 @@ def results_cmd(*args: str, cwd) -> subprocess.CompletedProcess:
     return subprocess.run([RESULTS_CMD, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
-def test_results_command_summarizes_a_sweep_and_rejects_a_bad_path(tmp_path):
+def test_results_command_summarizes_a_sweep_and_rejects_a_bad_path(tmp_path, quick_figures):
     out = orgsim_cmd(
         "-m", "strategy=bpo,bso", "environment=stable,volatile", "n_orgs=2", "periods=8", cwd=tmp_path
     )
@@ -235,7 +239,7 @@ def _snapshot(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_rerun_into_a_complete_run_of_another_config_is_refused(tmp_path):
+def test_rerun_into_a_complete_run_of_another_config_is_refused(tmp_path, quick_figures):
     first = orgsim_cmd("hydra.run.dir=X", "n_orgs=2", "periods=5", "output.teams=true", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     before = _snapshot(tmp_path)
@@ -251,7 +255,7 @@ def test_rerun_into_a_complete_run_of_another_config_is_refused(tmp_path):
     assert _snapshot(tmp_path) == before
 
 
-def test_sweep_into_a_directory_of_another_config_is_refused(tmp_path):
+def test_sweep_into_a_directory_of_another_config_is_refused(tmp_path, quick_figures):
     # hydra.sweep.subdir=one sends both sweeps to one directory, as a changed conf/ file would
     args = ("-m", "n_orgs=1", "periods=5", "hydra.sweep.subdir=one", "hydra.launcher.n_jobs=1")
     first = orgsim_cmd(*args, "seed=0", cwd=tmp_path)
@@ -264,7 +268,7 @@ def test_sweep_into_a_directory_of_another_config_is_refused(tmp_path):
     assert _snapshot(tmp_path) == before
 
 
-def test_team_records_asked_for_later_are_added_without_changing_the_kpis(tmp_path):
+def test_team_records_asked_for_later_are_added_without_changing_the_kpis(tmp_path, quick_figures):
     assert orgsim_cmd("hydra.run.dir=Y", "n_orgs=2", "periods=5", cwd=tmp_path).returncode == 0
     kpis = pd.read_parquet(tmp_path / "Y" / "kpis.parquet")
     assert not (tmp_path / "Y" / "teams.parquet").exists()
@@ -277,7 +281,7 @@ def test_team_records_asked_for_later_are_added_without_changing_the_kpis(tmp_pa
     pd.testing.assert_frame_equal(after[kpis.columns], kpis)  # plus the column output.teams
 
 
-def test_unfinished_run_leaves_no_team_records_behind(tmp_path):
+def test_unfinished_run_leaves_no_team_records_behind(tmp_path, quick_figures):
     assert (
         orgsim_cmd("hydra.run.dir=W", "n_orgs=2", "periods=5", "output.teams=true", cwd=tmp_path).returncode
         == 0
@@ -289,7 +293,7 @@ def test_unfinished_run_leaves_no_team_records_behind(tmp_path):
     assert orgsim.results.load(tmp_path / "W")["run_id"].nunique() == 1
 
 
-def test_whole_section_override_is_recorded_as_json(tmp_path):
+def test_whole_section_override_is_recorded_as_json(tmp_path, quick_figures):
     out = orgsim_cmd("hydra.run.dir=Z", "n_orgs=1", "periods=5", "finance={enabled:false}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     kpis = pd.read_parquet(tmp_path / "Z" / "kpis.parquet")
@@ -342,7 +346,7 @@ def test_more_bad_command_lines_exit_2_with_one_line_and_write_nothing(tmp_path,
     assert list(tmp_path.iterdir()) == []
 
 
-def test_sweep_subdir_from_the_job_number_runs(tmp_path):
+def test_sweep_subdir_from_the_job_number_runs(tmp_path, quick_figures):
     # hydra.job.num is set when a job starts: validation cannot place such runs, the jobs check
     out = orgsim_cmd(
         "-m", "n_orgs=1", "periods=3", "seed=0,1", "hydra.sweep.subdir=${hydra.job.num}",
@@ -352,7 +356,7 @@ def test_sweep_subdir_from_the_job_number_runs(tmp_path):
     assert [p.name for p in run_dirs(tmp_path / "multirun" / "sweep")] == ["0", "1"]
 
 
-def test_sweep_is_checked_in_the_directories_hydra_names(tmp_path):
+def test_sweep_is_checked_in_the_directories_hydra_names(tmp_path, quick_figures):
     """Hydra names a run's directory from normalised values ([a,b,c,d], not [a, b, c, d]);
     validation must look there, so a conflicting run stops the sweep before anything is written."""
     args = ("-m", "n_orgs=1", "periods=5", "seed=0", "hydra.launcher.n_jobs=1")
@@ -390,7 +394,7 @@ def test_a_sweep_value_without_multirun_says_how_to_sweep(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_own_experiment_from_config_dir_is_validated_and_run(tmp_path):
+def test_own_experiment_from_config_dir_is_validated_and_run(tmp_path, quick_figures):
     """A researcher's experiment outside the package (``--config-dir``): composed, validated and
     run as Hydra runs it; a bad value in it is caught before anything is written."""
     mine = tmp_path / "my" / "experiment"
@@ -420,11 +424,31 @@ def _damage(kind: str, path: Path) -> None:
         path.write_bytes(bytes(flipped))
 
 
-@pytest.mark.parametrize("kind", ["truncated", "zero-byte", "bit-flipped"])
-def test_a_damaged_run_of_a_sweep_is_recomputed_and_never_served(kind, tmp_path):
-    args = ("-m", "seed=0,1,2", "n_orgs=2", "periods=12", "engine=numba", "hydra.launcher.n_jobs=1")
-    first = orgsim_cmd(*args, cwd=tmp_path)
+DAMAGE_SWEEP = ("-m", "seed=0,1,2", "n_orgs=2", "periods=12", "engine=numba", "hydra.launcher.n_jobs=1")
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory) -> Path:
+    """A finished sweep of three runs, computed once; each damage case works on its own copy."""
+    import orgsim.plots
+
+    home = tmp_path_factory.mktemp("finished_sweep")
+    with pytest.MonkeyPatch.context() as mp:  # as quick_figures does (this fixture is module-scoped)
+        mp.setattr(orgsim.plots, "fan_chart", quick_fan_chart)
+        first = orgsim_cmd(*DAMAGE_SWEEP, cwd=home)
     assert first.returncode == 0, first.stderr
+    return home
+
+
+@pytest.mark.xdist_group("finished_sweep")  # one worker builds the shared sweep
+@pytest.mark.parametrize("kind", ["truncated", "zero-byte", "bit-flipped"])
+def test_a_damaged_run_of_a_sweep_is_recomputed_and_never_served(
+    kind, finished_sweep, tmp_path, quick_figures
+):
+    import shutil
+
+    args = DAMAGE_SWEEP
+    shutil.copytree(finished_sweep, tmp_path, dirs_exist_ok=True)  # file times kept (copy2)
     root = tmp_path / "multirun" / "sweep"
     runs = run_dirs(root)
     assert len(runs) == 3
@@ -456,7 +480,7 @@ def test_a_damaged_run_of_a_sweep_is_recomputed_and_never_served(kind, tmp_path)
     pd.testing.assert_frame_equal(after.drop(columns="kpis_file"), before.drop(columns="kpis_file"))
 
 
-def test_a_complete_sweep_is_not_launched_again(tmp_path, monkeypatch):
+def test_a_complete_sweep_is_not_launched_again(tmp_path, monkeypatch, quick_figures):
     """Every run complete and verified: the command prints the sweep's table without starting
     Hydra (no job is launched, no file is touched)."""
     args = ("-m", "strategy=bpo,bso", "n_orgs=2", "periods=10", "engine=numba", "hydra.launcher.n_jobs=1")
