@@ -212,15 +212,25 @@ def run(
     chunk = n_firms if not chunk else max(1, int(chunk))
     for lo in range(0, n_firms, chunk):
         hi = min(n_firms, lo + chunk)
+        whole = hi - lo == n_firms
+        # a part of the output arrays is a strided view, for which Numba would compile the
+        # kernel once more (about a quarter of a cold compile): a chunk fills contiguous
+        # arrays of its own, copied into place
+        k_out = kpis if whole else np.empty((kpis.shape[0], hi - lo, periods))
+        t_out = team_out if whole else np.empty((team_out.shape[0], hi - lo, *team_out.shape[2:]))
         _run_population(
             packed["P"][rows[lo:hi]],
             packed["TP"][rows[lo:hi]],
             keys[lo:hi],
             structure,
             teams,
-            kpis[:, lo:hi],
-            team_out[:, lo:hi],
+            k_out,
+            t_out,
         )
+        if not whole:
+            kpis[:, lo:hi] = k_out
+            if teams:
+                team_out[:, lo:hi] = t_out
         if progress is not None:
             progress(hi - lo)
     return kpis, (team_out if teams else None)

@@ -103,18 +103,21 @@ def test_thread_count_invariance(noisy_cfg):
     _assert_same(one, many, rtol=0, atol=0)
 
 
-#: a chunked run passes the kernel strided views of its outputs, another specialisation that the
-#: first such call compiles (about 14 s cold): the chunked tests share one xdist worker, so it is
-#: compiled once per run of the suite, not on both workers
+#: the chunked tests share one xdist worker (a chunked run used to pass the kernel strided views
+#: of its outputs, a specialisation of its own that took about 14 s to compile cold)
 chunked_kernel = pytest.mark.xdist_group("chunked_kernel")
 
 
 @chunked_kernel
 @pytest.mark.parametrize("chunk", [1, 2, 4])
-def test_chunking_invariance(noisy_cfg, chunk):
-    whole = orgsim.simulate(noisy_cfg, engine="numba", teams=True)
-    chunked = orgsim.simulate(noisy_cfg, engine="numba", chunk=chunk, teams=True)
+@pytest.mark.parametrize("teams", [True, False])
+def test_chunking_invariance(noisy_cfg, chunk, teams):
+    whole = orgsim.simulate(noisy_cfg, engine="numba", teams=teams)
+    compiled = set(engine_numba._run_population.signatures)
+    chunked = orgsim.simulate(noisy_cfg, engine="numba", chunk=chunk, teams=teams)
     _assert_same(whole, chunked, rtol=0, atol=0)
+    # a chunk runs on contiguous arrays of its own: the kernel compiled for a whole run serves it
+    assert set(engine_numba._run_population.signatures) == compiled
 
 
 def test_firm_alone_equals_firm_in_population(noisy_cfg):
