@@ -345,10 +345,13 @@ def _row(page, label: str):
 
 
 @pytest.mark.slow
-def test_the_app_in_headless_chromium(app_server):
-    """Step the firm, move a slider, reset, and see the new state and no error; save a screenshot."""
+def test_the_app_in_headless_chromium(app_server, tmp_path):
+    """Step the firm, move a slider, reset, and see the new state and no error; save a screenshot
+    (into the test's temporary directory; with ``ORGSIM_UPDATE_SCREENSHOTS=1`` into
+    ``docs/figures/``, the README's and docs/explore.md's pictures)."""
     from playwright.sync_api import expect, sync_playwright
 
+    shots = ROOT / "docs" / "figures" if os.environ.get("ORGSIM_UPDATE_SCREENSHOTS") == "1" else tmp_path
     url, log = app_server
     wait = 120_000  # ms; the server renders matplotlib figures on a shared, busy machine
     errors: list[str] = []
@@ -388,14 +391,16 @@ def test_the_app_in_headless_chromium(app_server):
             week = int(heading.inner_text().split()[1])
             assert 50 <= week <= 104, heading.inner_text()
             assert page.locator(".v-alert.error").count() == 0
-            page.screenshot(path=str(ROOT / "docs" / "figures" / "viz_firm.png"))
+            page.screenshot(path=str(shots / "viz_firm.png"))
+            assert (shots / "viz_firm.png").stat().st_size > 10_000  # a picture, not an empty page
             # the CRN page: same demand in both firms, the difference of cumulative free cash flow
             page.get_by_role("tab", name="Page 1").click()
             expect(page.get_by_text("Same end-customer demand in both firms so far: yes")).to_be_visible(
                 timeout=wait
             )
             expect(page.get_by_text(f"Week {week} of 104: A − B cumulative free cash flow")).to_be_visible()
-            page.screenshot(path=str(ROOT / "docs" / "figures" / "viz_pair.png"))
+            page.screenshot(path=str(shots / "viz_pair.png"))
+            assert (shots / "viz_pair.png").stat().st_size > 10_000  # a picture, not an empty page
             # a bad override shows orgsim's ConfigError message, not a traceback
             page.get_by_role("tab", name="Page 0").click()
             box = page.get_by_label("more overrides (key=value ...)")
