@@ -12,8 +12,9 @@ Issue 14, items 5 and 9 (first half). Two designs, each from a ``conf/calibratio
 
 For each design, ``orgsim.calibration.recovery`` simulates K synthetic datasets of N firms at the
 model's own parameter values (the truth), calibrates each exactly as ``orgsim.calibrate`` would
-(two-step optimal weighting, TPE search, compass polish, sandwich standard errors on common random
-numbers, every dataset's estimation on its own simulated replicates) and reports per parameter:
+(two-step optimal weighting, the settings file's search: TPE or CMA-ES, compass polish, sandwich
+standard errors on common random numbers, every dataset's estimation on its own simulated
+replicates) and reports per parameter:
 bias with its Monte Carlo SE (sd/√K), RMSE, the SD of the estimates against the mean sandwich SE,
 the coverage of the 95% Wald intervals with its binomial Monte Carlo SE, and the rejection rate
 of the J test at 0.05.
@@ -53,7 +54,10 @@ ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- calibration_recovery:begin -->", "<!-- calibration_recovery:end -->"
 EX_BEGIN, EX_END = "<!-- calibration_example:begin -->", "<!-- calibration_example:end -->"
 #: design -> (firms per dataset, trials per step)
-DESIGNS = {"default_firm": (2, 48), "beer_game": (8, 64)}
+DESIGNS = {"default_firm": (2, 48), "beer_game": (8, 192)}
+
+
+_SAMPLERS = {"tpe": "TPE", "cmaes": "CMA-ES"}
 
 
 def _version(name: str) -> str:
@@ -128,7 +132,7 @@ def example(seed: int, figures: Path) -> str:
     cfg = orgsim.compose(settings["overrides"]).replace(n_orgs=8)
     teams = orgsim.simulate(cfg, engine="numba", seed=seed, teams=True, progress=False).teams
     start = time.perf_counter()
-    res = calibrate(teams, params="beer_game", n_trials=96, seed=seed + 1, progress=False)
+    res = calibrate(teams, params="beer_game", seed=seed + 1, progress=False)
     fit_s = time.perf_counter() - start
     post = res.posterior(n_particles=300, generations=14, seed=seed + 2)
     boot = res.bootstrap(40, seed=seed + 3)
@@ -141,7 +145,7 @@ def example(seed: int, figures: Path) -> str:
     lines = [
         EX_BEGIN,
         f"8 games of `orgsim.simulate(compose({settings['overrides']!r}), seed={seed})` (truth θ = 0.36, "
-        f'α_S = 0.26, β = 0.34, S\' = 17), `calibrate(teams, params="beer_game", n_trials=96, seed={seed + 1})` '
+        f'α_S = 0.26, β = 0.34, S\' = 17), `calibrate(teams, params="beer_game", seed={seed + 1})` '
         f"({fit_s:.0f} s wall on a shared machine, {res.n_trials_} trials):",
         "",
         "```text",
@@ -193,7 +197,7 @@ def markdown(results: list[dict], meta: dict) -> str:
         lines += [
             f"#### `{r['design']}`: {K} datasets of {r['n_obs']} firm(s) × {r['periods']} periods",
             "",
-            f"{len(r['moments'])} moments, two-step optimal weighting, {r['n_trials_per_step']} TPE trials per step, "
+            f"{len(r['moments'])} moments, two-step optimal weighting, {r['n_trials_per_step']} {_SAMPLERS[r['settings']['sampler']]} trials per step, "
             f"R = {r['settings']['replicates']} replicates per candidate, {r['settings']['se_replicates']} firms for "
             f"W, G and the SEs; {r['settings']['firms_simulated']:,} firms simulated in {r['settings']['kernel_calls']} "
             f"kernel calls ({r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU on a shared machine).",
