@@ -22,7 +22,11 @@ def test_every_workflow_has_a_notebook():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_committed_without_outputs(path):
     cells = json.loads(path.read_text())["cells"]
-    with_outputs = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+    with_outputs = [
+        i
+        for i, c in enumerate(cells)
+        if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))
+    ]
     assert not with_outputs, f"{path.name}: cells {with_outputs} carry outputs; strip them before committing"
 
 
