@@ -148,6 +148,8 @@ def test_params_must_be_a_table(small_cfg):
 def test_a_population_too_large_for_memory_is_refused_before_it_starts(small_cfg):
     import os
 
+    import orgsim.simulation  # explicitly: the test must not rely on another test having imported it
+
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     # periods from the machine's memory, so n_orgs stays within its cap (10^7) on any machine
     periods = max(1000, -(-memory // (8 * len(orgsim.simulation.ENGINE_KPIS) * 5_000_000)))
