@@ -522,9 +522,11 @@ here = pathlib.Path(sys.argv[1]).parent
 deadline = time.monotonic() + 120
 while len(list(here.glob("ready.*"))) < 2 and time.monotonic() < deadline:
     time.sleep(0.05)
+# and each pauses after every batch, so that neither can run the whole study (8 batches of a few
+# milliseconds each since batches are packed column-wise) while the other is still starting up
 calibrate(teams, params={{"policy.alpha_s": (0.05, 1.0), "policy.beta": (0.0, 1.0)}}, moments={moments!r},
           overrides={beer!r}, skip=4, weighting="identity", n_trials=32, batch_size=4, replicates=8,
-          se_replicates=60, progress=False, storage=sys.argv[1], polish=False)
+          se_replicates=60, progress=lambda info: time.sleep(0.5), storage=sys.argv[1], polish=False)
 """
 
 
