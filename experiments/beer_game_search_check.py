@@ -25,8 +25,6 @@ import sys
 
 import numpy as np
 
-TRUTH = {"policy.theta": 0.36, "policy.alpha_s": 0.26, "policy.beta": 0.34, "policy.s_prime": 17.0}
-
 
 def check(k: int, games: int, trials: int, seed: int, sampler: str | None = None) -> dict:
     import orgsim
@@ -40,7 +38,8 @@ def check(k: int, games: int, trials: int, seed: int, sampler: str | None = None
         teams, params="beer_game", n_trials=trials, sampler=sampler, seed=seed + 1000 * k + 1, progress=False
     )
     names = res.names
-    pts = np.array([res.params_.to_numpy(), [TRUTH[n] for n in names]])
+    truth = [_smm.model_value(cfg, n) for n in names]  # the data were simulated at the scenario's values
+    pts = np.array([res.params_.to_numpy(), truth])
     m = res._runner.per_firm(_smm.table_of(pts, names), res.replicates).mean(axis=1)
     g = res._problem.target.values - m
     loss = np.einsum("ij,jk,ik->i", g, res._fit.W, g)

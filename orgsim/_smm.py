@@ -529,6 +529,14 @@ def _get(cfg: Config, key: str):
     return obj
 
 
+def model_value(cfg: Config, key: str) -> float | None:
+    """The model's own value of a calibrated parameter (a per-stage field's first stage; None
+    where the field is automatic): the truth of a recovery at the model's values."""
+    value = _get(cfg, key)
+    value = value[0] if isinstance(value, tuple) else value
+    return None if value is None else float(value)
+
+
 def check_bounds(params, cfg: Config) -> dict[str, tuple[float, float]]:
     """``{dotted key: (low, high)}`` checked against the model: each key a continuous numeric
     parameter that may vary per firm, ``low < high``, and a config built at either bound valid.

@@ -1176,13 +1176,12 @@ def recovery(
     if truth is None:
         truth = {}
         for key in names:
-            value = _smm._get(cfg, key)
-            value = value[0] if isinstance(value, tuple) else value
+            value = _smm.model_value(cfg, key)
             if value is None:
                 raise ValueError(
                     f"truth[{key!r}]: the model's value is None (automatic); give truth explicitly"
                 )
-            truth[key] = float(value)
+            truth[key] = value
     if not isinstance(truth, Mapping) or set(truth) != set(names):
         raise ValueError(f"truth must give a value for each of {', '.join(names)}")
     for key in names:
