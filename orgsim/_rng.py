@@ -179,7 +179,7 @@ def normal_at(base, k):
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, forceinline=True)
 def normals_at(base, out):
     """Draws 0, 1, …, ``len(out)`` − 1 of a stream as standard normals into ``out``: the same
     numbers as :func:`normal_at`, with the common case (the first word lands in its layer's

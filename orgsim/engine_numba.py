@@ -19,6 +19,13 @@ Layout:
   :class:`Members`;
 * random numbers come from the counter-based generator in :mod:`orgsim._rng`: a firm's path
   depends only on its key, whatever the thread count or chunking.
+
+Speed: the engine's phases are inlined at Numba's level (``inline="always"``). The layer kernels
+the period loop calls once per team or per period (``operations.fill``, ``.forecast``,
+``.supply_line``, ``environment.draw``, ``finance.settle``, ``_rng.normals_at``) carry
+``forceinline=True``: LLVM's inliner otherwise kept each as a call (their loops, unrolled, were
+past its size threshold), which made the period loop about 1.5 times slower on the beer game
+(``docs/performance.md``). LLVM inlining does not change a number (no fast-math).
 """
 
 from __future__ import annotations

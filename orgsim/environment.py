@@ -93,7 +93,7 @@ def start_noise(p, key, sales, noise):
         noise[s] = ar1_start(key, _rng.DEMAND_NOISE, sales[s], p[Param.rho], p[Param.sigma])
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, forceinline=True)
 def draw(p, key, t, episodes, noise, sales, demand, history):
     """Phase 0 of period ``t``: advance the demand-shock, supply-disruption and input-cost-shock
     episodes (``episodes``: their remaining periods, in place), the sales teams' AR(1)

@@ -126,7 +126,7 @@ def open_accounts(p, tp, factors, sales, receivables, payables, ebitda_ring):
     return Accounts(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, cash, cash, 0.0, limit, limit, trailing, 0, True)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, forceinline=True)
 def settle(
     p, t, books, sales_shipped, team_costs, programme_cost, material, receivables, payables, ebitda_ring
 ):

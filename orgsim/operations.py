@@ -216,7 +216,7 @@ def receive(inbound, inventory):
     return inventory + received, received
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, forceinline=True)
 def fill(requests, m, inventory, capacity, integer, out):
     """Phase 2 (§7.5): ship from stock, up to ``capacity``, what can be shipped of the first
     ``m`` ``requests`` into ``out`` (:func:`allocate`); returns ``(inventory, shipped,
@@ -281,7 +281,7 @@ def observed_demand(p, incoming, history, period, subtree):
     return total
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, forceinline=True)
 def forecast(p, expected, window, observed, noise_sd, z):
     """Phase 5 (§7.8): expected demand after this period's ``observed`` value, distorted by
     forecast noise ``observed·(1 + noise_sd·z)`` when ``noise_sd`` > 0, then smoothed (θ) or
@@ -293,7 +293,7 @@ def forecast(p, expected, window, observed, noise_sd, z):
     return smooth(expected, observed, p[Param.theta])
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, forceinline=True)
 def supply_line(orders, owed, inbound):
     """The supply line SL (§7.9): order slips not yet read by the supplier, what the supplier
     owes the team, and goods in transit to it."""
