@@ -236,7 +236,7 @@ def markdown(o: dict, s: dict, meta: dict) -> str:
             )
     lines += [
         "",
-        f"Coverage floor {s['floor']:.2f}. J test rejections at 0.05: shipped {s['j_rejection_shipped']:.2f}, "
+        f"Coverage floor {s['floor']:.2f}. J test rejections at 0.05: estimator {s['j_rejection_shipped']:.2f}, "
         f"oracle {s['j_rejection_oracle']:.2f}. Loss at θ̂ above the loss at the truth in "
         f"{s['short_of_truth']} datasets, more than 10 % above the oracle's in {s['short_of_oracle_10pct']}. "
         f"Criterion set L(θ) − L(θ̂) ≤ {s['criterion_crit']:.2f} (χ²₄, 95 %) holds the truth in "
