@@ -631,8 +631,14 @@ class Runner:
         self.seed = int(seed)
         self.network = build_network(self.cfg)
         self._keys: dict[tuple[int, int], np.ndarray] = {}
+        self._buffers: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray]] = {}
         self.firms_simulated = 0
         self.calls = 0
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_buffers"] = {}  # output buffers are scratch memory, not state
+        return state
 
     def keys(self, first: int, n: int) -> np.ndarray:
         """Random keys of firms ``first`` … ``first + n − 1`` (cached: every batch reuses them)."""
@@ -645,12 +651,14 @@ class Runner:
             self._keys[k] = firm_keys(self.seed, range(int(first), int(first) + int(n)))
         return self._keys[k]
 
-    def simulate(self, table: pd.DataFrame, replicates: int, first=0):
+    def simulate(self, table: pd.DataFrame, replicates: int, first=0, *, reuse: bool = False):
         """KPI arrays ``[candidate, replicate, period]`` and team arrays (``[..., team]``, or
         None) of every row of ``table`` (one candidate per row, columns dotted keys): one kernel
         call. Replicate ``r`` of row ``c`` runs on the random stream of firm ``first + r``
         (``first`` an integer, or one per row), so rows with the same ``first`` share their
-        random numbers.
+        random numbers. With ``reuse`` the arrays are the runner's output buffers for this batch
+        size, overwritten by the next such call (for callers that reduce them at once, as
+        :meth:`per_firm` does): no fresh memory to fault in per batch.
         """
         from . import engine_numba
         from ._params import pack_params
@@ -671,7 +679,14 @@ class Runner:
             keys = np.concatenate([self.keys(f, r) for f in firsts])
         teams = self.moments.needs_teams
         engine_numba.warm_up(packed, keys, rows, teams=teams, notice=True)
-        k_arr, t_arr = engine_numba.run(packed, keys, rows, teams=teams)
+        out = None
+        if reuse:
+            size = (c * r, teams)
+            out = self._buffers.pop(size, None) or engine_numba.output_buffers(packed, c * r, teams=teams)
+            self._buffers[size] = out  # most recently used last
+            while len(self._buffers) > 4:  # a few batch sizes recur (search, Jacobian, SEs)
+                self._buffers.pop(next(iter(self._buffers)))
+        k_arr, t_arr = engine_numba.run(packed, keys, rows, teams=teams, out=out)
         kpis = {name: k_arr[j] for j, name in enumerate(engine_numba.KPI_FIELDS)}
         team = {name: t_arr[j] for j, name in enumerate(engine_numba.TEAM_FIELDS)} if teams else None
         if not all_finite(k_arr, t_arr):
@@ -686,7 +701,7 @@ class Runner:
 
     def per_firm(self, table: pd.DataFrame, replicates: int, first=0):
         """Per-firm moments ``[candidate, replicate, moment]`` of a batch (see :meth:`simulate`)."""
-        kpis, team = self.simulate(table, replicates, first)
+        kpis, team = self.simulate(table, replicates, first, reuse=True)
         c, r = len(table), int(replicates)
         flat_k = {k: v.reshape(c * r, -1) for k, v in kpis.items()}
         flat_t = (

@@ -227,6 +227,31 @@ def test_batch_row_replicate_r_is_firm_r_of_simulate():
     assert not np.array_equal(other["order"][0], teams["order"][0]), "another block has other draws"
 
 
+def test_per_firm_moments_do_not_depend_on_reused_output_buffers():
+    """per_firm reuses the runner's output memory per batch size: moments of a batch are the
+    same from a fresh runner and after batches of that size and of another size ran in between,
+    and a result already returned is not overwritten by the next batch."""
+    cfg = orgsim.compose(BEER)
+    ms = _smm.MomentSet(_smm.parse_moments(BEER_MOMENTS), orgsim.network.build_network(cfg), skip=4)
+    names = ["policy.theta", "policy.s_prime"]
+    table = pd.DataFrame({"policy.theta": [0.2, 0.7], "policy.s_prime": [17.0, 24.0]})
+    other = pd.DataFrame({"policy.theta": [0.9, 0.1], "policy.s_prime": [5.0, 35.0]})
+    fresh = _smm.Runner(cfg, ms, seed=11, names=names).per_firm(table, 3)
+    runner = _smm.Runner(cfg, ms, seed=11, names=names)
+    first = runner.per_firm(table, 3)
+    kept = first.copy()
+    runner.per_firm(other, 3)  # the same batch size: the same buffers, other numbers
+    runner.per_firm(other.iloc[:1], 2)  # another size
+    again = runner.per_firm(table, 3)
+    np.testing.assert_array_equal(first, kept)
+    np.testing.assert_array_equal(again, fresh)
+    np.testing.assert_array_equal(first, fresh)
+    assert len(runner._buffers) == 2
+    import pickle
+
+    assert pickle.loads(pickle.dumps(runner))._buffers == {}
+
+
 # --------------------------------------------------------------------------------------------
 # bounds
 # --------------------------------------------------------------------------------------------

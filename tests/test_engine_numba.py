@@ -120,6 +120,26 @@ def test_chunking_invariance(noisy_cfg, chunk, teams):
     assert set(engine_numba._run_population.signatures) == compiled
 
 
+def test_run_into_given_buffers_gives_the_same_numbers_and_refuses_a_wrong_shape(noisy_cfg):
+    """``run(out=...)`` (the calibration's reused output memory) fills the buffers with exactly
+    the arrays a fresh run returns, also when they hold another run's numbers; a buffer of the
+    wrong shape or layout is refused by name before the kernel runs."""
+    packed = engine_numba.pack([noisy_cfg])
+    n = noisy_cfg.n_orgs
+    keys, rows = firm_keys(noisy_cfg.seed, range(n)), np.zeros(n, dtype=np.int64)
+    fresh = engine_numba.run(packed, keys, rows, teams=True)
+    out = engine_numba.output_buffers(packed, n, teams=True)
+    engine_numba.run(packed, keys[::-1].copy(), rows, teams=True, out=out)  # other numbers first
+    got = engine_numba.run(packed, keys, rows, teams=True, out=out)
+    assert got[0] is out[0] and got[1] is out[1]
+    np.testing.assert_array_equal(got[0], fresh[0])
+    np.testing.assert_array_equal(got[1], fresh[1])
+    with pytest.raises(ValueError, match=r"out teams buffer has shape .* must be C-contiguous float64"):
+        engine_numba.run(packed, keys, rows, teams=True, out=(out[0], out[1][:, :, :1]))
+    with pytest.raises(ValueError, match=r"out kpis buffer"):
+        engine_numba.run(packed, keys, rows, teams=True, out=(np.asfortranarray(out[0]), out[1]))
+
+
 def test_firm_alone_equals_firm_in_population(noisy_cfg):
     """A firm's path depends only on the seed and its index."""
     pop = orgsim.simulate(noisy_cfg, engine="numba", teams=True)
