@@ -724,8 +724,8 @@ class CalibrationResult:
         matrix.
 
         ``search="local"`` re-estimates by the local refinement from θ̂ (Gauss–Newton steps, then
-        the compass search: fast; the datasets come
-        from θ̂, so their estimates lie near it unless the loss has several minima);
+        the compass search: fast; the datasets come from θ̂, so their estimates lie near it unless
+        the loss has several minima);
         ``"global"`` runs the whole Optuna search (``n_trials`` trials each, default this
         calibration's) then the local refinement. Datasets with target moments given by their
         covariance draw the moments from N(m_sim(θ̂), moment_cov).
