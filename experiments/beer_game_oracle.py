@@ -63,14 +63,11 @@ def _sandwich_se(res, points: np.ndarray) -> np.ndarray:
     from orgsim import _smm
 
     B = np.array([res.bounds[n] for n in res.truth.index])
-    R = res.settings["replicates"]
-    firsts = np.array([t.first for t in res._targets])
-    jac = _smm.jacobians(res._runner, points, B, res.settings["se_replicates"], 0.02, firsts)
-    out = []
-    for k, (pf, G) in enumerate(jac):
-        omega = _smm.moment_cov(pf, res.moment_names, f"at dataset {k}'s point")
-        out.append(np.sqrt(np.diag(_smm.sandwich(G, res._fits[k].W, res._targets[k].sigma(omega, R)))))
-    return np.array(out)
+    at = _smm.sandwich_at(
+        res._runner, points, B, res._targets, [f.W for f in res._fits], res.settings["se_replicates"],
+        res.settings["replicates"], 0.02, where="at the point",
+    )  # fmt: skip
+    return np.array([np.sqrt(np.diag(cov)) for *_, cov in at])
 
 
 def oracle(

@@ -976,6 +976,23 @@ def run_search(
             report(problems, len(asked))
 
 
+def _best_moves(problems: Sequence[Problem], cands, owner, runner: Runner, replicates: int) -> dict:
+    """Simulate candidate points ``cands`` (``cands[k]`` for problem ``owner[k]``, on its draws)
+    in one kernel call; per problem, its candidate of lowest loss ``{i: (θ, loss, moments)}``
+    (the first of equal ones; candidates with non-finite moments left out)."""
+    firsts = np.array([problems[i].target.first for i in owner])
+    per_firm = runner.per_firm(table_of(np.array(cands), runner.names), replicates, firsts)
+    best: dict = {}
+    for y, firms, i in zip(cands, per_firm, owner):
+        m = firms.mean(axis=0)
+        if not np.all(np.isfinite(m)):
+            continue
+        f = problems[i].loss(m)
+        if i not in best or f < best[i][1]:
+            best[i] = (y, f, m)
+    return best
+
+
 def polish(
     problems: Sequence[Problem], starts, runner: Runner, replicates: int, *, step=0.05, tol=1 / 512, rounds=40
 ):
@@ -1003,19 +1020,10 @@ def polish(
             for i in active:
                 state[i][3] /= 2
             continue
-        firsts = np.array([problems[i].target.first for i in owner])
-        per_firm = runner.per_firm(table_of(np.array(cands), runner.names), replicates, firsts)
-        best = {}
-        for k, i in enumerate(owner):
-            m = per_firm[k].mean(axis=0)
-            if not np.all(np.isfinite(m)):
-                continue
-            f = problems[i].loss(m)
-            if f < state[i][1] and (i not in best or f < best[i][1]):
-                best[i] = (cands[k], f, m)
+        best = _best_moves(problems, cands, owner, runner, replicates)
         for i in active:
-            if i in best:
-                state[i][:3] = [best[i][0], best[i][1], best[i][2]]
+            if i in best and best[i][1] < state[i][1]:
+                state[i][:3] = list(best[i])
             else:
                 state[i][3] /= 2
     return [(s[0], s[1], s[2]) for s in state]
@@ -1060,17 +1068,11 @@ def gauss_newton(
                 cands.append(np.clip(x + a * d, lo, hi))
                 owner.append(i)
         moved = set()
-        if cands:
-            firsts = np.array([problems[i].target.first for i in owner])
-            per_firm = runner.per_firm(table_of(np.array(cands), runner.names), replicates, firsts)
-            for y, firms, i in zip(cands, per_firm, owner):
-                m = firms.mean(axis=0)
-                if not np.all(np.isfinite(m)):
-                    continue
-                f = problems[i].loss(m)
-                if f < state[i][1]:
-                    state[i] = [y, f, m]
-                    moved.add(i)
+        best = _best_moves(problems, cands, owner, runner, replicates) if cands else {}
+        for i, (y, f, m) in best.items():
+            if f < state[i][1]:
+                state[i] = [y, f, m]
+                moved.add(i)
         active = [i for i in active if i in moved]
     return [(s[0], s[1], s[2]) for s in state]
 
@@ -1138,6 +1140,25 @@ class Fit:
     jtest: tuple | None  #: (statistic, df, p-value) with optimal weighting
 
 
+def sandwich_at(
+    runner: Runner, points: np.ndarray, bounds: np.ndarray, targets, Ws, se_replicates: int, replicates: int,
+    step: float, where: str = "at the estimate",
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:  # fmt: skip
+    """Per point ``points[k]`` (of target ``targets[k]``, weighting ``Ws[k]``): ``(Ω, Σ_g, G,
+    cov)`` as the estimator evaluates them at its estimate: Ω and the Jacobian G from
+    ``se_replicates`` common-random-number firms (central differences of ``step``), Σ_g from Ω
+    for moments averaged over ``replicates`` replicates, and the sandwich covariance. One kernel
+    call for every point."""
+    jac = jacobians(runner, points, bounds, se_replicates, step, np.array([t.first for t in targets]))
+    out = []
+    for (pf, G), target, W in zip(jac, targets, Ws):
+        label = f" ({target.label})" if target.label else ""
+        omega = moment_cov(pf, runner.moments.names, where + label)
+        sigma = target.sigma(omega, replicates)
+        out.append((omega, sigma, G, sandwich(G, W, sigma)))
+    return out
+
+
 def weighting_from(kind, S: np.ndarray, names, where: str) -> np.ndarray:
     if kind == "diagonal":
         return np.diag(1.0 / np.diag(S))
@@ -1171,8 +1192,9 @@ def estimate(
     attributes (the pilot estimate). Each step runs until it has ``n_trials`` finished trials of
     its own; step 1's estimate is the best of its first ``n_trials`` finished trials (the same in
     every process sharing the study), recorded before step 2 starts. Then the best point is
-    refined (:func:`refine`: Gauss–Newton steps, then the compass search); Ω, Σ_g and the Jacobian G are estimated at the estimate with
-    ``se_replicates`` firms on common random numbers.
+    refined (:func:`refine`: Gauss–Newton steps, then the compass search); Ω, Σ_g and the
+    Jacobian G are estimated at the estimate with ``se_replicates`` firms on common random
+    numbers (:func:`sandwich_at`).
     """
     names = runner.moments.names
     K = len(targets)
@@ -1239,15 +1261,13 @@ def estimate(
     if do_polish:
         starts = refine(final, starts, runner, replicates, step=fd_step)
     thetas = np.array([s[0] for s in starts])
-    jac = jacobians(runner, thetas, bounds, se_replicates, fd_step, np.array([t.first for t in targets]))
+    at = sandwich_at(
+        runner, thetas, bounds, targets, [p.W for p in final], se_replicates, replicates, fd_step
+    )
     fits = []
     for k in range(K):
-        pf_k, G = jac[k]
-        label = f" ({targets[k].label})" if targets[k].label else ""
-        omega = moment_cov(pf_k, names, "at the estimate" + label)
-        sigma = targets[k].sigma(omega, replicates)
+        omega, sigma, G, cov = at[k]
         W = final[k].W
-        cov = sandwich(G, W, sigma)
         jtest = None
         if isinstance(weighting, str) and weighting == "optimal" and M > P:
             from scipy import stats
