@@ -17,6 +17,8 @@ Layout:
   so firms may differ in any of them (``params=`` in :func:`orgsim.simulate`);
 * a firm's team state is one :class:`Teams` of arrays, its culture layer's members one
   :class:`Members`;
+* each worker thread holds one firm's memory, a :class:`Scratch`, set to each firm's opening
+  state in turn (:func:`_open_teams`, :func:`_open_members`): a firm allocates nothing;
 * random numbers come from the counter-based generator in :mod:`orgsim._rng`: a firm's path
   depends only on its key, whatever the thread count or chunking.
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -128,6 +131,21 @@ class Members(NamedTuple):
     heard: np.ndarray  #: the teams the code hears: all, or the best-scoring
 
 
+class Scratch(NamedTuple):
+    """One worker thread's memory for a firm, allocated once per kernel call and set to each
+    firm's opening state in turn (:func:`_open`): a firm allocates nothing."""
+
+    teams: Teams
+    members: Members
+    noise: np.ndarray  #: the sales teams' demand noise
+    episodes: np.ndarray  #: the disruption and price episodes' remaining periods
+    demand: np.ndarray  #: the period's end-customer demand per team
+    demand_history: np.ndarray  #: [period, sales team] demand, period 0 the opening level
+    receivables: np.ndarray
+    payables: np.ndarray
+    ebitda_ring: np.ndarray
+
+
 def _structure_key(cfg: Config) -> tuple:
     out = []
     for key in STRUCTURAL:
@@ -204,6 +222,7 @@ def run(
     chunk: int | None = None,
     progress=None,
     out: tuple[np.ndarray, np.ndarray] | None = None,
+    workers: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Simulate the firms whose parameter rows are ``rows`` with random keys ``keys``.
 
@@ -213,6 +232,8 @@ def run(
     from :func:`output_buffers` for the same shape, is filled and returned instead of new
     arrays: a caller that runs many batches of one size (a calibration) saves the page faults of
     fresh output memory (about 9 ms per 55 MB here), which cost about a tenth of a beer-game batch.
+    ``workers`` (default: Numba's thread count) is how many firms run at once, each worker on its
+    own memory, reused firm after firm; the numbers do not depend on it.
     """
     structure = packed["structure"]
     n_firms = len(rows)
@@ -231,6 +252,7 @@ def run(
     chunk = n_firms if not chunk else max(1, int(chunk))
     for lo in range(0, n_firms, chunk):
         hi = min(n_firms, lo + chunk)
+        n_workers = max(1, min(hi - lo, workers or numba.get_num_threads()))
         whole = hi - lo == n_firms
         # a part of the output arrays is a strided view, for which Numba would compile the
         # kernel once more (about a quarter of a cold compile): a chunk fills contiguous
@@ -245,6 +267,8 @@ def run(
             teams,
             k_out,
             t_out,
+            n_workers,
+            max(1, min(BLOCK, -(-(hi - lo) // n_workers))),
         )
         if not whole:
             kpis[:, lo:hi] = k_out
@@ -304,30 +328,48 @@ def warm_up(packed: dict, keys: np.ndarray, rows: np.ndarray, *, teams: bool, no
     return time.perf_counter() - start
 
 
+#: the most firms a worker runs in a row (:func:`_run_population`)
+BLOCK = 16
+
+
 @njit(cache=True, parallel=True)
-def _run_population(P, TP, keys, structure, keep_teams, kpis, team_out):
-    for f in prange(P.shape[0]):
-        _simulate_firm(P[f], TP[f], keys[f], structure, keep_teams, kpis[:, f], team_out[:, f])
+def _run_population(P, TP, keys, structure, keep_teams, kpis, team_out, workers, block):
+    """One ``prange`` iteration per worker thread, each with its own :class:`Scratch`. The
+    firms are dealt to the workers in blocks of ``block`` (at most :data:`BLOCK`; fewer firms
+    than ``workers`` blocks are split evenly), round-robin: a block keeps neighbouring firms'
+    output rows, which share cache lines, on one thread, and dealing spreads the cheap firms
+    (gone dormant) over the threads. A firm's numbers depend only on its parameters and key."""
+    n_firms = P.shape[0]
+    for w in prange(workers):
+        scratch = _new_scratch(TP.shape[1], structure)
+        for first in range(w * block, n_firms, workers * block):
+            for f in range(first, min(first + block, n_firms)):
+                _simulate_firm(
+                    P[f], TP[f], keys[f], structure, keep_teams, kpis[:, f], team_out[:, f], scratch
+                )
 
 
 # --------------------------------------------------------------------------------------------
 # one firm
 # --------------------------------------------------------------------------------------------
 @njit(cache=True)
-def _simulate_firm(p, tp, key, s, keep_teams, kout, tout):
+def _simulate_firm(p, tp, key, s, keep_teams, kout, tout, scratch):
     """One firm (parameters ``p``, team parameters ``tp``, random key ``key``, structure
-    ``s``) for ``s.periods`` periods, in the order of docs/model.md §3 (``Firm.step``); writes
-    its KPIs ``[KPI, period]`` into ``kout`` and, with ``keep_teams``, its team records
-    ``[TeamField, period, team]`` into ``tout``."""
+    ``s``) for ``s.periods`` periods, in the order of docs/model.md §3 (``Firm.step``), in the
+    memory ``scratch``; writes its KPIs ``[KPI, period]`` into ``kout`` and, with
+    ``keep_teams``, its team records ``[TeamField, period, team]`` into ``tout``."""
     n = tp.shape[0]
-    teams = _new_teams(p, tp, key, s)
-    members = _new_members(p, s, n)
+    teams, members = scratch.teams, scratch.members
+    _open_teams(teams, p, tp, key, s)
+    _open_members(members, p)
     # environment
-    noise = np.empty(s.sales.shape[0])
+    noise, episodes, demand, demand_history = (
+        scratch.noise, scratch.episodes, scratch.demand, scratch.demand_history,
+    )  # fmt: skip
     env.start_noise(p, key, s.sales, noise)
-    episodes = np.zeros(3, dtype=np.int64)
-    demand = np.zeros(n)
-    demand_history = np.full((s.periods + 1, s.sales.shape[0]), p[Param.level])
+    episodes[:] = 0
+    demand[:] = 0.0
+    demand_history[:] = p[Param.level]
     # culture: reality, the code, and the burn-in of learning (every team heard: no scores yet)
     rpos, code_known, code_pos = np.uint64(0), np.uint64(0), np.uint64(0)
     if p[Param.culture_enabled] != 0.0:
@@ -339,9 +381,7 @@ def _simulate_firm(p, tp, key, s, keep_teams, kout, tout):
             )
         cult.team_knowledge(members.known, members.pos, rpos, s.dims, teams.knowledge)
     # finance: the books open at the steady state of the firm as it is, knowledge included
-    receivables = np.empty(s.receivable_lag)
-    payables = np.empty(s.payable_lag)
-    ebitda_ring = np.empty(s.covenant_window)
+    receivables, payables, ebitda_ring = scratch.receivables, scratch.payables, scratch.ebitda_ring
     for i in range(n):
         teams.factors[i] = cult.team_cost_factor(p, teams.knowledge[i], teams.gain[i])
     books = fin.open_accounts(p, tp, teams.factors, s.sales, receivables, payables, ebitda_ring)
@@ -431,66 +471,106 @@ def _periods(
 
 
 @njit(cache=True, inline="always")
-def _new_teams(p, tp, key, s):
-    """The team state before period 1 (``Team.__init__``): the steady state."""
-    n = tp.shape[0]
+def _new_scratch(n, s):
+    """A worker's :class:`Scratch` for firms of ``n`` teams and structure ``s``: the arrays'
+    shapes only (the culture layer's members at full size, whether or not a firm uses them)."""
     max_lt = max(1, np.max(s.lead_time))
     max_od = max(1, np.max(s.order_delay))
     teams = Teams(
-        inventory=tp[:, TeamParam.initial_inventory].copy(),
-        backlog=np.zeros(n),
-        owed=np.zeros(n),
-        inbound=np.zeros((n, max_lt)),
-        orders=np.zeros((n, max_od)),
+        inventory=np.empty(n),
+        backlog=np.empty(n),
+        owed=np.empty(n),
+        inbound=np.empty((n, max_lt)),
+        orders=np.empty((n, max_od)),
         window=np.empty((n, s.ma_window)),
         expected=np.empty(n),
-        received=np.zeros(n),
-        shipped=np.zeros(n),
-        requested=np.zeros(n),
-        incoming=np.zeros(n),
-        order=np.zeros(n),
-        cost=np.zeros(n),
-        material_cost=np.zeros(n),
-        local_ring=np.zeros((n, s.score_window)),
-        firm_ring=np.zeros((n, s.score_window)),
-        local_sum=np.zeros(n),
-        firm_sum=np.zeros(n),
-        mean_local=np.ones(n),
-        mean_firm=np.ones(n),
-        score=np.ones(n),
-        score_prev=np.full(n, -np.inf),
+        received=np.empty(n),
+        shipped=np.empty(n),
+        requested=np.empty(n),
+        incoming=np.empty(n),
+        order=np.empty(n),
+        cost=np.empty(n),
+        material_cost=np.empty(n),
+        local_ring=np.empty((n, s.score_window)),
+        firm_ring=np.empty((n, s.score_window)),
+        local_sum=np.empty(n),
+        firm_sum=np.empty(n),
+        mean_local=np.empty(n),
+        mean_firm=np.empty(n),
+        score=np.empty(n),
+        score_prev=np.empty(n),
         direction=np.empty(n),
-        bias=np.ones(n),
-        gain=np.zeros(n),
-        maturity=np.full(n, p[Param.initial_maturity]),
-        knowledge=np.ones(n),
+        bias=np.empty(n),
+        gain=np.empty(n),
+        maturity=np.empty(n),
+        knowledge=np.empty(n),
         requests=np.empty(n + 1),
         shipments=np.empty(n + 1),
-        z=np.zeros(2 * n),
+        z=np.empty(2 * n),
         factors=np.empty(n),
     )
-    for i in range(n):
+    size = max(1, n * s.members)
+    members = Members(
+        known=np.empty(size, dtype=np.uint64),
+        pos=np.empty(size, dtype=np.uint64),
+        actions=np.empty(size, dtype=np.uint64),
+        performance=np.empty(size, dtype=np.int64),
+        planes=np.empty(cult.PLANES, dtype=np.uint64),
+        heard=np.empty(n, dtype=np.bool_),
+    )
+    n_sales = s.sales.shape[0]
+    return Scratch(
+        teams=teams,
+        members=members,
+        noise=np.empty(n_sales),
+        episodes=np.empty(3, dtype=np.int64),
+        demand=np.empty(n),
+        demand_history=np.empty((s.periods + 1, n_sales)),
+        receivables=np.empty(s.receivable_lag),
+        payables=np.empty(s.payable_lag),
+        ebitda_ring=np.empty(s.covenant_window),
+    )
+
+
+@njit(cache=True, inline="always")
+def _open_teams(teams, p, tp, key, s):
+    """The team state before period 1 (``Team.__init__``): the steady state. Every array the
+    period loop reads before it writes is set here; the rest (``requests``, ``shipments``,
+    ``z``, ``factors``) are buffers written before they are read."""
+    teams.inventory[:] = tp[:, TeamParam.initial_inventory]
+    for a in (
+        teams.backlog, teams.owed, teams.received, teams.shipped, teams.requested, teams.incoming,
+        teams.order, teams.cost, teams.material_cost, teams.local_sum, teams.firm_sum, teams.gain,
+    ):  # fmt: skip
+        a[:] = 0.0
+    teams.inbound[:] = 0.0
+    teams.orders[:] = 0.0
+    teams.local_ring[:] = 0.0
+    teams.firm_ring[:] = 0.0
+    for a in (teams.mean_local, teams.mean_firm, teams.score, teams.bias, teams.knowledge):
+        a[:] = 1.0
+    teams.score_prev[:] = -np.inf
+    teams.maturity[:] = p[Param.initial_maturity]
+    for i in range(tp.shape[0]):
         flow = tp[i, TeamParam.throughput]
         teams.inbound[i, : s.lead_time[i]] = flow
         teams.orders[i, : s.order_delay[i]] = flow
         teams.window[i, :] = flow
         teams.expected[i] = flow
         teams.direction[i] = mg.initial_direction(key, i)
-    return teams
 
 
 @njit(cache=True, inline="always")
-def _new_members(p, s, n):
-    """The culture layer's member arrays (one placeholder member without the layer)."""
-    size = n * s.members if p[Param.culture_enabled] != 0.0 else 1
-    return Members(
-        known=np.zeros(size, dtype=np.uint64),
-        pos=np.zeros(size, dtype=np.uint64),
-        actions=np.zeros(size, dtype=np.uint64),
-        performance=np.zeros(size, dtype=np.int64),
-        planes=np.zeros(cult.PLANES, dtype=np.uint64),
-        heard=np.ones(n, dtype=np.bool_),
-    )
+def _open_members(members, p):
+    """The culture layer's members before the burn-in (all heard); untouched, and unread, for a
+    firm without the layer."""
+    members.heard[:] = True
+    if p[Param.culture_enabled] != 0.0:
+        members.known[:] = 0
+        members.pos[:] = 0
+        members.actions[:] = 0
+        members.performance[:] = 0
+        members.planes[:] = 0
 
 
 @njit(cache=True, inline="always")

@@ -140,6 +140,35 @@ def test_run_into_given_buffers_gives_the_same_numbers_and_refuses_a_wrong_shape
         engine_numba.run(packed, keys, rows, teams=True, out=(np.asfortranarray(out[0]), out[1]))
 
 
+def test_worker_memory_reused_across_unlike_firms_leaves_no_trace():
+    """Each worker thread sets one memory to each firm's opening state in turn: a firm run after
+    unlike firms on the same worker (culture layer on or off, gone insolvent or not, other
+    demand and ordering parameters) gives bit for bit what it gives alone, for any number of
+    workers and any order of the firms."""
+    base = orgsim.compose(["strategy=bso", "environment=volatile", "periods=120"])
+    rows = [
+        {"culture.enabled": True, "finance.price": 7.5},  # goes insolvent (as in the test above)
+        {"culture.enabled": False, "policy.theta": 0.9, "demand.cv": 0.4},
+        {"culture.enabled": True, "policy.theta": 0.1, "demand.cv": 0.05},
+        {"culture.enabled": False, "finance.price": 7.5, "management.execution_noise": 0.3},
+        {"culture.enabled": True, "management.initial_maturity": 0.9},
+    ]
+    configs = [base.replace(**row) for row in rows]
+    packed = engine_numba.pack(configs)
+    n = len(configs)
+    keys = firm_keys(base.seed, range(n))
+    alone = [engine_numba.run(packed, keys[[f]], np.array([f]), teams=True, workers=1) for f in range(n)]
+    kpis_alone = np.concatenate([a[0] for a in alone], axis=1)
+    teams_alone = np.concatenate([a[1] for a in alone], axis=1)
+    solvent = engine_numba.KPI_FIELDS.index("solvent")
+    assert kpis_alone[solvent, 0, -1] == 0.0 and kpis_alone[solvent, 2, -1] == 1.0, "unlike firms"
+    for workers in (1, 2, 3):
+        for order in (np.arange(n), np.arange(n)[::-1].copy()):
+            kpis, teams = engine_numba.run(packed, keys[order], order, teams=True, workers=workers)
+            np.testing.assert_array_equal(kpis, kpis_alone[:, order], err_msg=f"{workers} workers")
+            np.testing.assert_array_equal(teams, teams_alone[:, order], err_msg=f"{workers} workers")
+
+
 def test_firm_alone_equals_firm_in_population(noisy_cfg):
     """A firm's path depends only on the seed and its index."""
     pop = orgsim.simulate(noisy_cfg, engine="numba", teams=True)
