@@ -133,7 +133,8 @@ class Members(NamedTuple):
 
 class Scratch(NamedTuple):
     """One worker thread's memory for a firm, allocated once per kernel call and set to each
-    firm's opening state in turn (:func:`_open`): a firm allocates nothing."""
+    firm's opening state in turn (:func:`_open_teams`, :func:`_open_members`): a firm allocates
+    nothing."""
 
     teams: Teams
     members: Members
