@@ -233,7 +233,7 @@ def run(
     from :func:`output_buffers` for the same shape, is filled and returned instead of new
     arrays: a caller that runs many batches of one size (a calibration) saves the page faults of
     fresh output memory (about 9 ms per 55 MB here), which cost about a tenth of a beer-game batch.
-    ``workers`` (default: Numba's thread count) is how many firms run at once, each worker on its
+    ``workers`` (a whole number >= 1; default: Numba's thread count) is how many firms run at once, each on its
     own memory, reused firm after firm; the numbers do not depend on it.
     """
     structure = packed["structure"]
@@ -250,10 +250,16 @@ def run(
                 raise ValueError(
                     f"out {name} buffer has shape {a.shape} ({a.dtype}), must be C-contiguous float64 {shape}"
                 )
+    if workers is None:
+        workers = numba.get_num_threads()
+    elif isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
+        raise ValueError(
+            f"workers={workers!r}: must be a whole number >= 1, or None for Numba's thread count"
+        )
     chunk = n_firms if not chunk else max(1, int(chunk))
     for lo in range(0, n_firms, chunk):
         hi = min(n_firms, lo + chunk)
-        n_workers = max(1, min(hi - lo, workers or numba.get_num_threads()))
+        n_workers = min(hi - lo, int(workers))
         whole = hi - lo == n_firms
         # a part of the output arrays is a strided view, for which Numba would compile the
         # kernel once more (about a quarter of a cold compile): a chunk fills contiguous
@@ -269,7 +275,7 @@ def run(
             k_out,
             t_out,
             n_workers,
-            max(1, min(BLOCK, -(-(hi - lo) // n_workers))),
+            min(BLOCK, -(-(hi - lo) // n_workers)),
         )
         if not whole:
             kpis[:, lo:hi] = k_out

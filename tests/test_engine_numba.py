@@ -167,6 +167,9 @@ def test_worker_memory_reused_across_unlike_firms_leaves_no_trace():
             kpis, teams = engine_numba.run(packed, keys[order], order, teams=True, workers=workers)
             np.testing.assert_array_equal(kpis, kpis_alone[:, order], err_msg=f"{workers} workers")
             np.testing.assert_array_equal(teams, teams_alone[:, order], err_msg=f"{workers} workers")
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match=rf"workers={bad!r}: must be a whole number >= 1"):
+            engine_numba.run(packed, keys, np.arange(n), teams=True, workers=bad)
 
 
 def test_firm_alone_equals_firm_in_population(noisy_cfg):
