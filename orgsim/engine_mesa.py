@@ -210,8 +210,9 @@ class Team(mesa.Agent):
         value = rule.measure(self)
         local = rule.local_score(value, self.metric_target)
         firm = mg.firm_score(model.p, self.params, self.cost, self.backlog)
-        self.local_sum, self.mean_local = mg.window_push(self.local_ring, t, local, self.local_sum)
-        self.firm_sum, self.mean_firm = mg.window_push(self.firm_ring, t, firm, self.firm_sum)
+        slot, count = mg.window_slot(t, self.local_ring.shape[0])
+        self.local_sum, self.mean_local = mg.window_push(self.local_ring, slot, count, local, self.local_sum)
+        self.firm_sum, self.mean_firm = mg.window_push(self.firm_ring, slot, count, firm, self.firm_sum)
         weight = rule.weight_at(t, model.alignment, model.p[Param.alignment_weight])
         self.score = rule.score(self.mean_local, self.mean_firm, weight)
         h = self.history
@@ -226,9 +227,11 @@ class Team(mesa.Agent):
 
     def adapt(self) -> None:
         """Win-stay, lose-shift on the stock bias every ``adapt_every`` periods."""
-        self.bias, self.direction, self.score_prev = mg.adapt(
-            self.model.p, self.model.steps, self.bias, self.direction, self.score, self.score_prev
-        )
+        p = self.model.p
+        if mg.adapt_due(p, self.model.steps):
+            self.bias, self.direction, self.score_prev = mg.adapt(
+                p, self.bias, self.direction, self.score, self.score_prev
+            )
 
     # -- after insolvency ------------------------------------------------------------------
     def dormant(self) -> None:

@@ -593,8 +593,9 @@ def _learning_step(p, s, members, key, step, p1, rpos, code_known, code_pos):
 def _receive(s, teams):
     """Phase 1 (``Team.receive``)."""
     for i in range(teams.inventory.shape[0]):
-        inbound = teams.inbound[i, : s.lead_time[i]]
-        teams.inventory[i], teams.received[i] = ops.receive(inbound, teams.inventory[i])
+        teams.inventory[i], teams.received[i] = ops.receive(
+            teams.inbound[i], teams.inventory[i], s.lead_time[i]
+        )
 
 
 @njit(cache=True, inline="always")
@@ -662,7 +663,7 @@ def _record(p, tp, teams, material_price):
 def _advance_orders(s, teams):
     """Phase 4 (``Team.advance_orders``)."""
     for i in range(teams.inventory.shape[0]):
-        ops.shift(teams.orders[i, : s.order_delay[i]])
+        ops.shift(teams.orders[i], s.order_delay[i])
 
 
 @njit(cache=True, inline="always")
@@ -680,14 +681,15 @@ def _place_orders(p, tp, s, teams, key, t, demand_history):
         teams.expected[i] = ops.forecast(
             p, teams.expected[i], teams.window[i], observed, cult.forecast_sd(p, q), teams.z[2 * i]
         )
-        orders = teams.orders[i, : s.order_delay[i]]
-        line = ops.supply_line(orders, teams.owed[i], teams.inbound[i, : s.lead_time[i]])
+        line = ops.supply_line(
+            teams.orders[i], teams.owed[i], teams.inbound[i], s.order_delay[i], s.lead_time[i]
+        )
         stock = teams.inventory[i] - teams.backlog[i]
         noise_sd = mg.execution_sd(p, teams.maturity[i])
         teams.order[i] = ops.order(
             p, tp[i], t, teams.expected[i], stock, line, teams.bias[i], q, noise_sd, teams.z[2 * i + 1]
         )
-        orders[-1] = teams.order[i]
+        teams.orders[i, s.order_delay[i] - 1] = teams.order[i]
 
 
 @njit(cache=True, inline="always")
@@ -696,6 +698,7 @@ def _manage(p, tp, teams, t, alignment):
     BPO, adaptation. Returns ``(alignment, programme cost)``."""
     alignment, cost = mg.culture_programme(p, alignment)
     weight = mg.accountability_weight(p[Param.weight0], p[Param.alignment_weight], alignment)
+    slot, count = mg.window_slot(t, teams.local_ring.shape[1])
     for i in range(teams.inventory.shape[0]):
         metric = int(tp[i, TeamParam.metric])
         value = mg.measure_metric(
@@ -710,18 +713,21 @@ def _manage(p, tp, teams, t, alignment):
         local = mg.normalised(value, tp[i, TeamParam.metric_target], mg.HIGHER_IS_BETTER[metric])
         firm = mg.firm_score(p, tp[i], teams.cost[i], teams.backlog[i])
         teams.local_sum[i], teams.mean_local[i] = mg.window_push(
-            teams.local_ring[i], t, local, teams.local_sum[i]
+            teams.local_ring[i], slot, count, local, teams.local_sum[i]
         )
-        teams.firm_sum[i], teams.mean_firm[i] = mg.window_push(teams.firm_ring[i], t, firm, teams.firm_sum[i])
+        teams.firm_sum[i], teams.mean_firm[i] = mg.window_push(
+            teams.firm_ring[i], slot, count, firm, teams.firm_sum[i]
+        )
         teams.score[i] = mg.weighted_score(teams.mean_local[i], teams.mean_firm[i], weight)
     for i in range(teams.inventory.shape[0]):
         teams.gain[i] = mg.erode(teams.gain[i], p[Param.bpo_erosion], teams.maturity[i])
     cost += mg.develop_maturity(p, teams.maturity, teams.mean_firm)
     cost += mg.improve_processes(p, t, teams.gain, teams.mean_local, teams.mean_firm)
-    for i in range(teams.inventory.shape[0]):
-        teams.bias[i], teams.direction[i], teams.score_prev[i] = mg.adapt(
-            p, t, teams.bias[i], teams.direction[i], teams.score[i], teams.score_prev[i]
-        )
+    if mg.adapt_due(p, t):
+        for i in range(teams.inventory.shape[0]):
+            teams.bias[i], teams.direction[i], teams.score_prev[i] = mg.adapt(
+                p, teams.bias[i], teams.direction[i], teams.score[i], teams.score_prev[i]
+            )
     return alignment, cost
 
 

@@ -79,6 +79,7 @@ __all__ = [
     "select_top",
     "weighted_score",
     "window_push",
+    "window_slot",
 ]
 
 #: the built-in local metrics: name -> (kernel code, True if higher is better). The code is what
@@ -170,14 +171,20 @@ def firm_score(p, tp, cost, backlog):
 
 
 @njit(cache=True, _nrt=False)
-def window_push(ring, t, value, total):
-    """Enter period ``t``'s score into the ring of the last ``len(ring)`` scores whose sum is
-    ``total``; returns ``(total, mean)``, the mean over the last ``min(t, len(ring))`` periods."""
-    w = ring.shape[0]
-    slot = (t - 1) % w
+def window_slot(t, w):
+    """Where period ``t``'s score goes in a ring of the last ``w`` scores, and how many periods
+    its mean covers: ``((t − 1) mod w, min(t, w))`` (the same for every team of a firm)."""
+    return (t - 1) % w, min(t, w)
+
+
+@njit(cache=True, _nrt=False)
+def window_push(ring, slot, count, value, total):
+    """Enter a period's score ``value`` into slot ``slot`` of the ring of the last scores whose
+    sum is ``total`` (:func:`window_slot`); returns ``(total, mean)``, the mean over the last
+    ``count`` periods."""
     total += value - ring[slot]
     ring[slot] = value
-    return total, total / min(t, w)
+    return total, total / count
 
 
 @njit(cache=True, _nrt=False)
@@ -219,16 +226,21 @@ def initial_direction(key, team):
 
 
 @njit(cache=True, _nrt=False)
-def adapt(p, t, bias, direction, score, score_prev):
-    """Phase 6 step 6: on the ``adapt_every`` cadence, win-stay, lose-shift on the stock bias;
-    returns ``(bias, direction, score_prev)`` (unchanged between adaptations)."""
+def adapt_due(p, t):
+    """Phase 6 step 6: whether period ``t`` is on the ``adapt_every`` cadence (0: never)."""
     every = int(p[Param.adapt_every])
-    if every > 0 and t % every == 0:
-        bias, direction = adapt_bias(
-            bias, direction, score, score_prev, p[Param.adapt_step], p[Param.bias_min], p[Param.bias_max]
-        )
-        return bias, direction, score
-    return bias, direction, score_prev
+    return every > 0 and t % every == 0
+
+
+@njit(cache=True, _nrt=False)
+def adapt(p, bias, direction, score, score_prev):
+    """Phase 6 step 6, in a period :func:`adapt_due`: win-stay, lose-shift on the stock bias;
+    returns ``(bias, direction, score_prev)``, the period's score becoming the one the next
+    adaptation compares with."""
+    bias, direction = adapt_bias(
+        bias, direction, score, score_prev, p[Param.adapt_step], p[Param.bias_min], p[Param.bias_max]
+    )
+    return bias, direction, score
 
 
 @njit(cache=True, _nrt=False)

@@ -197,10 +197,13 @@ def row_sum(values, row, n):
 # a team's phases (docs/model.md §3, §7.4-7.10)
 # --------------------------------------------------------------------------------------------
 @njit(cache=True, _nrt=False)
-def shift(pipeline):
-    """Advance a pipeline one slot (§7.4, §7.7): returns what leaves its head; the tail slot
-    becomes 0."""
-    n = pipeline.shape[0]
+def shift(pipeline, n=-1):
+    """Advance a pipeline, its first ``n`` slots (all by default), one slot (§7.4, §7.7):
+    returns what leaves its head; the tail slot becomes 0. (The batch engine keeps each team's
+    pipeline in a row padded to the longest delay and passes its length, which costs less than
+    a view of the row's first ``n`` slots.)"""
+    if n < 0:
+        n = pipeline.shape[0]
     head = pipeline[0]
     for k in range(n - 1):
         pipeline[k] = pipeline[k + 1]
@@ -209,10 +212,10 @@ def shift(pipeline):
 
 
 @njit(cache=True, _nrt=False)
-def receive(inbound, inventory):
-    """Phase 1 (§7.4): the goods at the head of the team's ``inbound`` pipeline arrive; returns
-    ``(inventory, received)``."""
-    received = shift(inbound)
+def receive(inbound, inventory, n=-1):
+    """Phase 1 (§7.4): the goods at the head of the team's ``inbound`` pipeline (its first
+    ``n`` slots, all by default) arrive; returns ``(inventory, received)``."""
+    received = shift(inbound, n)
     return inventory + received, received
 
 
@@ -294,10 +297,11 @@ def forecast(p, expected, window, observed, noise_sd, z):
 
 
 @njit(cache=True, _nrt=False, forceinline=True)
-def supply_line(orders, owed, inbound):
+def supply_line(orders, owed, inbound, n_orders=-1, n_inbound=-1):
     """The supply line SL (§7.9): order slips not yet read by the supplier, what the supplier
-    owes the team, and goods in transit to it."""
-    return line_sum(orders) + owed + line_sum(inbound)
+    owes the team, and goods in transit to it (the first ``n_orders`` and ``n_inbound`` slots
+    of the two pipelines; all by default)."""
+    return line_sum(orders, n_orders) + owed + line_sum(inbound, n_inbound)
 
 
 @njit(cache=True, _nrt=False)
