@@ -13,23 +13,28 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("ab_paired", ROOT / "benchmarks" / "ab_paired.py")
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def _module():
+    return _load("ab_paired")
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["--against", "/nonexistent/tree"], "--against /nonexistent/tree: no orgsim package there"),
-        (["--against", str(ROOT), "--pairs", "2"], "--pairs 2 must be >= 8"),
+        (["--against", str(ROOT), "--pairs", "1"], "--pairs 1 must be >= 2"),
+        (["--against", str(ROOT), "--rounds", "2"], "--rounds 2 >= 3"),
         (["--against", str(ROOT), "--threads", "0"], "--threads 0 >= 1"),
         (["--against", str(ROOT), "--threads", "two"], "--threads two >= 1"),
         (
             ["--against", str(ROOT), "--scenario", "beer,chess"],
-            "--scenario beer,chess: each must be one of beer, default",
+            "--scenario beer,chess: each must be one of beer, default, default_no_culture",
         ),
     ],
 )
@@ -64,3 +69,56 @@ def test_summary_of_paired_ratios():
     assert s["median"] == pytest.approx(1.0) and s["pairs"] == 20 and s["share_above_1"] == 0.5
     assert s["lag1_autocorrelation"] == pytest.approx(-0.95)  # strictly alternating
     assert s["ci95"] == [0.9, 1.1]
+
+
+def test_geometric_mean_interval_is_students_t_on_the_logs():
+    mod = _module()
+    r = mod.geometric_mean_ci([0.9, 1.0, 1.1, 1.2])
+    logs = np.log([0.9, 1.0, 1.1, 1.2])
+    half = 3.182446305284263 * logs.std(ddof=1) / 2.0  # t(0.975, 3), Student's table
+    assert r["geometric_mean"] == pytest.approx(np.exp(logs.mean()))
+    assert r["ci95"] == pytest.approx([np.exp(logs.mean() - half), np.exp(logs.mean() + half)])
+    assert r["rounds"] == 4 and r["range"] == [0.9, 1.2]
+    with pytest.raises(ValueError, match="2 rounds, need at least 3"):
+        mod.geometric_mean_ci([1.0, 1.1])
+
+
+def test_geometric_mean_interval_covers_the_true_ratio():
+    # rounds' ratios lognormal around a true ratio of 0.97, 10 rounds, 2,000 replications:
+    # below 0.93 (4 Monte Carlo SE under 0.95) fails
+    rng = np.random.default_rng(7)
+    ci = _module().geometric_mean_ci
+    hits = 0
+    for _ in range(2000):
+        lo, hi = ci(list(0.97 * rng.lognormal(0.0, 0.05, 10)))["ci95"]
+        hits += lo <= 0.97 <= hi
+    assert hits / 2000 >= 0.93
+
+
+def _instructions():
+    return _load("instructions")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--against", "/nonexistent/tree"], "--against /nonexistent/tree: no orgsim package there"),
+        (
+            ["--against", str(ROOT), "--scenario", "chess"],
+            "--scenario chess: each must be one of beer, default",
+        ),
+    ],
+)
+def test_instruction_count_bad_arguments_exit_2_with_one_line(argv, message, capsys):
+    assert _instructions().main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_callgrind_totals_are_read_by_event_name(tmp_path):
+    out = tmp_path / "callgrind.out.1"
+    out.write_text("version: 1\nevents: Ir Dr Dw\nsummary: 0\ntotals: 1200 300 40\n")
+    assert _instructions()._totals(out, ["Ir", "Dw"]) == {"Ir": 1200, "Dw": 40}
+    (tmp_path / "empty").write_text("events: Ir\n")
+    with pytest.raises(SystemExit, match="no totals"):
+        _instructions()._totals(tmp_path / "empty", ["Ir"])
