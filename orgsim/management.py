@@ -33,8 +33,9 @@ per team and period, uniformly or focused on the constraint; maturity damps exec
 ``socialisation_boost``·a.
 
 The functions are Numba kernels that both engines call: the phase kernels
-(:func:`culture_programme`, :func:`measure_metric`, :func:`firm_score`, :func:`window_push`,
-:func:`develop_maturity`, :func:`improve_processes`, :func:`adapt`, :func:`execution_sd`) take
+(:func:`culture_programme`, :func:`measure_metric`, :func:`firm_score`, :func:`window_slot` and
+:func:`window_push`, :func:`develop_maturity`, :func:`improve_processes`, :func:`adapt_due` and
+:func:`adapt`, :func:`execution_sd`) take
 the firm's parameter vector ``p`` (columns :class:`orgsim.schema.Param`) and a team's parameter
 row ``tp`` (:class:`orgsim.schema.TeamParam`). :class:`AccountabilityRule` is the object a Mesa
 team holds; researchers subclass it to define another metric, target, score or weight schedule
@@ -61,6 +62,7 @@ __all__ = [
     "accountability_weight",
     "adapt",
     "adapt_bias",
+    "adapt_due",
     "argmin_first",
     "culture_programme",
     "develop_maturity",

@@ -481,3 +481,29 @@ def test_accountability_weight_changes_who_the_code_learns_from():
         np.mean([(a.code_known, a.code_pos) != (b.code_known, b.code_pos) for a, b in zip(firms0, firms1)])
         >= 0.5
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=8),
+    st.lists(st.floats(min_value=0.0, max_value=2.0), min_size=1, max_size=30),
+)
+def test_score_window_mean_is_the_mean_of_the_last_periods(w, values):
+    # window_slot / window_push keep a running sum over a ring of the last w scores: the mean in
+    # period t is the mean of the scores of periods max(1, t - w + 1) .. t
+    ring, total = np.zeros(w), 0.0
+    for t, value in enumerate(values, start=1):
+        slot, count = mg.window_slot(t, w)
+        assert 0 <= slot < w and count == min(t, w)
+        total, mean = mg.window_push(ring, slot, count, value, total)
+        assert mean == pytest.approx(np.mean(values[max(0, t - w) : t]), rel=1e-9, abs=1e-12)
+
+
+def test_adaptation_runs_on_its_cadence_only():
+    from orgsim.schema import Param
+
+    p = np.zeros(len(Param))
+    p[Param.adapt_every] = 4
+    assert [t for t in range(1, 13) if mg.adapt_due(p, t)] == [4, 8, 12]
+    p[Param.adapt_every] = 0  # never
+    assert not any(mg.adapt_due(p, t) for t in range(1, 13))
