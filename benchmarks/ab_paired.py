@@ -15,7 +15,7 @@ to the same vCPU (round k: vCPU k mod n), so that neither keeps a faster or slow
 also keeps every pair's rates and the pair-level median with its distribution-free interval
 (order statistics of the binomial). Use it to decide whether a change cost throughput::
 
-    python benchmarks/ab_paired.py --against ../before        # 3 workloads x 1, 2 threads, ~12 min
+    python benchmarks/ab_paired.py --against ../before        # 3 workloads x 1, 2 threads, ~7 min
     python benchmarks/ab_paired.py --against ../before --scenario beer --threads 2 --rounds 20
 
 ``--against DIR`` is the other checkout's root (for example a ``git archive`` of the commit
@@ -25,8 +25,9 @@ before a change); it is the reference. The default firm is the one of ``bench_en
 the 36-week ``scenario=beer_game`` with decision noise, as the calibration runs it (4,096 games
 a call). Firms are identical copies on their own random streams, with team records kept, in
 fresh output memory each call (as ``simulate`` runs them). The figures go to ``--json``
-(default ``benchmarks/results/ab_paired.json``), with the machine, both trees' sources (commit,
-or a digest of a ``git archive``) and the versions.
+(default ``benchmarks/results/ab_paired.json``), with the machine, the versions orgsim records
+with its results, and for both trees the commit (none for a ``git archive``) and the digest of
+the kernels' sources that keys orgsim's Numba cache (:func:`orgsim._numba_cache.kernels_digest`).
 """
 
 from __future__ import annotations
@@ -62,17 +63,26 @@ FIRMS = {
 #: unrecorded calls of each worker before the pairs start (caches, page tables, clocks)
 WARM_CALLS = 3
 
-WORKER = r"""
+#: a worker's set-up: ``firms(n)`` gives the packed workload ``sys.argv[1]`` (comma-separated
+#: overrides) and ``n`` identical firms on their own random keys, for :func:`engine_numba.run`
+WORKLOAD = r"""
 import os, sys, time
 import numpy as np
 import orgsim
 from orgsim import engine_numba as en
 
-overrides, n = sys.argv[1].split(","), int(sys.argv[2])
-cfg = orgsim.compose(overrides)
-packed = en.pack([cfg.replace(n_orgs=1)])
-keys = np.arange(n, dtype=np.uint64) * np.uint64(7919) + np.uint64(1)
-rows = np.zeros(n, dtype=np.int64)
+packed = en.pack([orgsim.compose(sys.argv[1].split(",")).replace(n_orgs=1)])
+
+
+def firms(n):
+    return np.arange(n, dtype=np.uint64) * np.uint64(7919) + np.uint64(1), np.zeros(n, dtype=np.int64)
+"""
+
+WORKER = (
+    WORKLOAD
+    + r"""
+n = int(sys.argv[2])
+keys, rows = firms(n)
 for _ in range(int(sys.argv[3])):
     en.run(packed, keys, rows, teams=True)  # compile or load the kernel, then warm up
 print("ready", flush=True)
@@ -88,6 +98,7 @@ for line in sys.stdin:
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     print(n / wall, n / max(cpu, 1e-9), flush=True)
 """
+)
 
 
 def median_ci(values: list[float], level: float = 0.95) -> tuple[float, float]:
@@ -250,17 +261,29 @@ def write_record(path: Path, record: dict) -> None:
     print(f"wrote {path}")
 
 
-def _tree_record(tree: Path) -> dict:
-    """Where a tree is, its commit if it is a git checkout, and a digest of its ``orgsim``
-    sources (a ``git archive`` has no commit, but the digest tells two trees apart)."""
-    import hashlib
+def tree_record(tree: Path) -> dict:
+    """Where a tree is, its commit and modified model files if it is a git checkout (a ``git
+    archive`` has neither), and the digest of its kernels' sources, which names the compiled
+    kernels whatever the checkout (the key of orgsim's Numba cache)."""
+    sys.path.insert(0, str(ROOT))
+    from orgsim._io import source_state
+    from orgsim._numba_cache import kernels_digest
 
-    digest = hashlib.sha256()
-    for path in sorted((tree / "orgsim").rglob("*.py")):
-        digest.update(path.relative_to(tree).as_posix().encode() + b"\0" + path.read_bytes())
-    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tree, capture_output=True, text=True)
-    commit = out.stdout.strip() if out.returncode == 0 and (tree / ".git").exists() else None
-    return {"path": str(tree), "commit": commit, "orgsim_sha256": digest.hexdigest()}
+    commit, modified = source_state(tree) if (tree / ".git").exists() else (None, [])
+    return {
+        "path": str(tree),
+        "commit": commit,
+        "modified": modified,
+        "kernels_sha256": kernels_digest(tree / "orgsim"),
+    }
+
+
+def versions() -> dict:
+    """This machine and the versions that produce the figures (orgsim's own list)."""
+    sys.path.insert(0, str(ROOT))
+    from orgsim.simulation import package_versions
+
+    return {"platform": platform.platform(), "cpus": os.cpu_count(), **package_versions()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -290,8 +313,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import tempfile
 
-    import numba
-
     cache_root = Path(args.cache) if args.cache else Path(tempfile.gettempdir()) / "orgsim_ab_paired"
     trees = {"reference": other, "this": ROOT}
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -319,15 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         "started_utc": started,
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "python": platform.python_version(),
-            "numba": numba.__version__,
-            "numpy": __import__("numpy").__version__,
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "load_average_at_end": os.getloadavg(),
-        },
-        "trees": {name: _tree_record(tree) for name, tree in trees.items()},
+        "machine": {**versions(), "load_average_at_end": os.getloadavg()},
+        "trees": {name: tree_record(tree) for name, tree in trees.items()},
         "warm_calls": WARM_CALLS,
         "results": results,
     }

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from ab_paired import SCENARIOS, _tree_record, check_tree_and_workloads, write_record  # noqa: E402
+from ab_paired import SCENARIOS, WORKLOAD, check_tree_and_workloads, tree_record, versions, write_record  # noqa: E402
 
 #: firms in the two measured kernel calls, by scenario
 SIZES = {"beer": (64, 320), "default": (4, 12), "default_no_culture": (4, 12)}
@@ -47,17 +46,13 @@ void orgsim_cg_start(void) { CALLGRIND_ZERO_STATS; CALLGRIND_START_INSTRUMENTATI
 void orgsim_cg_stop(const char *name) { CALLGRIND_STOP_INSTRUMENTATION; CALLGRIND_DUMP_STATS_AT(name); }
 """
 
-WORKER = r"""
-import ctypes, sys
-import numpy as np
-import orgsim
-from orgsim import engine_numba as en
+WORKER = (
+    WORKLOAD
+    + r"""
+import ctypes
 
-lib, overrides, sizes = sys.argv[1], sys.argv[2].split(","), [int(a) for a in sys.argv[3:]]
-cfg = orgsim.compose(overrides)
-packed = en.pack([cfg.replace(n_orgs=1)])
-keys = np.arange(max(sizes), dtype=np.uint64) * np.uint64(7919) + np.uint64(1)
-rows = np.zeros(max(sizes), dtype=np.int64)
+lib, sizes = sys.argv[2], [int(a) for a in sys.argv[3:]]
+keys, rows = firms(max(sizes))
 en.run(packed, keys[:1], rows[:1], teams=True)  # load the kernel, outside the counts
 if lib:
     cg = ctypes.CDLL(lib)
@@ -66,6 +61,7 @@ if lib:
         en.run(packed, keys[:n], rows[:n], teams=True)
         cg.orgsim_cg_stop(f"n={n}".encode())
 """
+)
 
 
 def _env(tree: Path, cache: Path) -> dict:
@@ -97,13 +93,13 @@ def measure(tree: Path, cache: Path, lib: Path, scenario: str, sim: bool, work: 
     env = _env(tree, cache)
     # compile or load the kernel natively first: a compile under valgrind would take an hour
     subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", WORKER, "", overrides, "1"], env=env, cwd=tree, check=True
+        [sys.executable, "-W", "ignore", "-c", WORKER, overrides, "", "1"], env=env, cwd=tree, check=True
     )
     out = work / f"{'this' if tree == ROOT else 'reference'}_{scenario}.out"
     cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
     if sim:
         cmd += ["--cache-sim=yes", "--branch-sim=yes"]
-    cmd += [sys.executable, "-W", "ignore", "-c", WORKER, str(lib), overrides, str(n1), str(n2)]
+    cmd += [sys.executable, "-W", "ignore", "-c", WORKER, overrides, str(lib), str(n1), str(n2)]
     done = subprocess.run(cmd, env=env, cwd=tree, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"valgrind failed on {tree} ({scenario}): {done.stderr.strip().splitlines()[-1:]}")
@@ -175,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "valgrind": subprocess.run(["valgrind", "--version"], capture_output=True, text=True).stdout.strip(),
-        "machine": {"python": platform.python_version(), "platform": platform.platform()},
-        "trees": {name: _tree_record(tree) for name, tree in trees.items()},
+        "machine": versions(),
+        "trees": {name: tree_record(tree) for name, tree in trees.items()},
         "threads": 1,
         "results": results,
     }

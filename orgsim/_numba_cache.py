@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["kernel_sources"]
+__all__ = ["kernel_sources", "kernels_digest"]
 
 
 def kernel_sources(package: Path) -> list[Path]:
@@ -50,24 +50,32 @@ def kernel_sources(package: Path) -> list[Path]:
     return sorted(package / f"{name}.py" for name in seen)
 
 
+def kernels_digest(package: Path) -> str:
+    """SHA-256 of the kernels' sources (:func:`kernel_sources`) of the orgsim package in
+    ``package``: what names a version of the compiled kernels (the cache directory below, and
+    the trees a benchmark compares)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in kernel_sources(Path(package)):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
 def _configure_numba_cache() -> None:
     """Keep Numba's on-disk cache per version of the kernels' sources.
 
     Numba invalidates a cached function when its own file changes, but not when a kernel it
     inlines from another module does; a cache directory keyed by a hash of every module the
-    kernels depend on (:func:`_kernel_sources`) never serves stale machine code.
-    ``NUMBA_CACHE_DIR``, if set, wins.
+    kernels depend on (:func:`kernel_sources`, :func:`kernels_digest`) never serves stale
+    machine code. ``NUMBA_CACHE_DIR``, if set, wins.
     """
-    import hashlib
     import os
 
     if os.environ.get("NUMBA_CACHE_DIR"):
         return
-    digest = hashlib.sha256()
-    for path in kernel_sources(Path(__file__).parent):
-        digest.update(path.name.encode() + path.read_bytes())
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    target = root / "orgsim" / "numba" / digest.hexdigest()[:16]
+    target = root / "orgsim" / "numba" / kernels_digest(Path(__file__).parent)[:16]
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError:  # no writable cache home: Numba's default (__pycache__) is used

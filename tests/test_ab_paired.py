@@ -122,3 +122,24 @@ def test_callgrind_totals_are_read_by_event_name(tmp_path):
     (tmp_path / "empty").write_text("events: Ir\n")
     with pytest.raises(SystemExit, match="no totals"):
         _instructions()._totals(tmp_path / "empty", ["Ir"])
+
+
+def test_tree_record_names_the_compiled_kernels(tmp_path):
+    # the digest is the key of orgsim's Numba cache: it moves when a kernel's source does and
+    # not when a module outside the kernels does; a copy without git has no commit
+    import shutil
+
+    from orgsim._numba_cache import kernel_sources, kernels_digest
+
+    copy = tmp_path / "tree"
+    shutil.copytree(ROOT / "orgsim", copy / "orgsim", ignore=shutil.ignore_patterns("__pycache__"))
+    rec = _module().tree_record(copy)
+    assert rec["commit"] is None and rec["kernels_sha256"] == kernels_digest(ROOT / "orgsim")
+    sources = {p.name for p in kernel_sources(copy / "orgsim")}
+    assert {"engine_numba.py", "operations.py", "management.py"} <= sources and "plots.py" not in sources
+    (copy / "orgsim" / "plots.py").write_text((copy / "orgsim" / "plots.py").read_text() + "\n# note\n")
+    assert _module().tree_record(copy)["kernels_sha256"] == rec["kernels_sha256"]
+    (copy / "orgsim" / "operations.py").write_text(
+        (copy / "orgsim" / "operations.py").read_text() + "\n# note\n"
+    )
+    assert _module().tree_record(copy)["kernels_sha256"] != rec["kernels_sha256"]
